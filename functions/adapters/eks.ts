@@ -1,0 +1,221 @@
+/**
+ * The only module that talks to EKS. Reads an access entry's current state and
+ * applies planned changes, translating SDK errors into typed, retry-classified errors.
+ */
+import {
+  AssociateAccessPolicyCommand,
+  CreateAccessEntryCommand,
+  DeleteAccessEntryCommand,
+  DescribeAccessEntryCommand,
+  DisassociateAccessPolicyCommand,
+  type EKSClient,
+  ListAssociatedAccessPoliciesCommand,
+  UpdateAccessEntryCommand,
+} from '@aws-sdk/client-eks';
+import { PermanentError, TransientError } from '../core/errors.js';
+import type { EksChange } from '../core/plan.js';
+import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
+
+/** Counts calls per operation so the worker can report API efficiency. */
+export type CallCounter = (operation: string) => void;
+
+export class EksAdapter {
+  constructor(
+    private readonly client: EKSClient,
+    private readonly countCall: CallCounter = () => {},
+  ) {}
+
+  async readCurrent(clusterName: string, principalArn: string, signal?: AbortSignal): Promise<AccessState> {
+    let entry: Awaited<ReturnType<EKSClient['send']>> & { accessEntry?: Record<string, unknown> };
+    try {
+      entry = await this.send(
+        'DescribeAccessEntry',
+        new DescribeAccessEntryCommand({ clusterName, principalArn }),
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof PermanentError && err.code === 'ENTRY_NOT_FOUND') {
+        return { exists: false, kubernetesGroups: [], policies: [] };
+      }
+      throw err;
+    }
+    const e = entry.accessEntry as
+      | { type?: string; kubernetesGroups?: string[]; username?: string; tags?: Record<string, string> }
+      | undefined;
+    const type = e?.type ?? 'STANDARD';
+    // Access policies exist only on STANDARD entries; listing them on others is an error.
+    const policies = type === 'STANDARD' ? await this.listPolicies(clusterName, principalArn, signal) : [];
+    return {
+      exists: true,
+      type,
+      kubernetesGroups: [...(e?.kubernetesGroups ?? [])].sort(),
+      ...(e?.username !== undefined && { username: e.username }),
+      policies,
+      tags: e?.tags ?? {},
+    };
+  }
+
+  private async listPolicies(clusterName: string, principalArn: string, signal?: AbortSignal) {
+    const out: PolicyAssociation[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.send(
+        'ListAssociatedAccessPolicies',
+        new ListAssociatedAccessPoliciesCommand({ clusterName, principalArn, nextToken, maxResults: 100 }),
+        signal,
+      );
+      for (const p of page.associatedAccessPolicies ?? []) {
+        if (!p.policyArn) continue;
+        const scope: AccessScope =
+          p.accessScope?.type === 'namespace'
+            ? { type: 'namespace', namespaces: [...(p.accessScope.namespaces ?? [])].sort() }
+            : { type: 'cluster' };
+        out.push({ policyArn: p.policyArn, accessScope: scope });
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return out.sort((a, b) => a.policyArn.localeCompare(b.policyArn));
+  }
+
+  async apply(
+    clusterName: string,
+    principalArn: string,
+    change: EksChange,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    switch (change.op) {
+      case 'CreateAccessEntry':
+        await this.send(
+          change.op,
+          new CreateAccessEntryCommand({
+            clusterName,
+            principalArn,
+            kubernetesGroups: change.kubernetesGroups,
+            ...(change.username !== undefined && { username: change.username }),
+            tags: change.tags,
+            type: 'STANDARD',
+          }),
+          signal,
+        );
+        return;
+      case 'UpdateAccessEntry':
+        await this.send(
+          change.op,
+          new UpdateAccessEntryCommand({
+            clusterName,
+            principalArn,
+            kubernetesGroups: change.kubernetesGroups,
+            ...(change.username !== undefined && { username: change.username }),
+          }),
+          signal,
+        );
+        return;
+      case 'AssociateAccessPolicy':
+        await this.send(
+          change.op,
+          new AssociateAccessPolicyCommand({
+            clusterName,
+            principalArn,
+            policyArn: change.policyArn,
+            accessScope: change.accessScope,
+          }),
+          signal,
+        );
+        return;
+      case 'DisassociateAccessPolicy':
+        await this.idempotentRemoval(() =>
+          this.send(
+            change.op,
+            new DisassociateAccessPolicyCommand({ clusterName, principalArn, policyArn: change.policyArn }),
+            signal,
+          ),
+        );
+        return;
+      case 'DeleteAccessEntry':
+        await this.idempotentRemoval(() =>
+          this.send(change.op, new DeleteAccessEntryCommand({ clusterName, principalArn }), signal),
+        );
+        return;
+    }
+  }
+
+  /** A removal that finds nothing to remove has reached its goal (e.g. a replayed revoke). */
+  private async idempotentRemoval(call: () => Promise<unknown>): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      if (err instanceof TransientError && err.code === 'ALREADY_ABSENT') return;
+      throw err;
+    }
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: each command carries its own output type
+  private async send<T extends { input: any }>(
+    operation: string,
+    command: T,
+    signal?: AbortSignal,
+  ): Promise<any> {
+    this.countCall(operation);
+    try {
+      // biome-ignore lint/suspicious/noExplicitAny: the client's overloads do not accept a generic command
+      return await this.client.send(command as any, signal ? { abortSignal: signal } : undefined);
+    } catch (err) {
+      throw translateEksError(operation, err);
+    }
+  }
+}
+
+/**
+ * SDK error → typed error. The SDK has already retried throttling, 5xx and network
+ * faults with backoff by the time an error reaches us.
+ */
+export function translateEksError(operation: string, err: unknown): Error {
+  const e = err as {
+    name?: string;
+    message?: string;
+    $fault?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = e?.name ?? 'Error';
+  const message = `${operation}: ${name}: ${e?.message ?? String(err)}`;
+  switch (name) {
+    case 'ResourceNotFoundException':
+      if (/cluster/i.test(e.message ?? '') && !/principal/i.test(e.message ?? '')) {
+        return new PermanentError('CLUSTER_NOT_FOUND', message, { cause: err });
+      }
+      // Describe of an absent entry is a normal answer. On any other call right after a
+      // create, "principalArn could not be found" is EKS eventual consistency: try again.
+      if (operation === 'DescribeAccessEntry')
+        return new PermanentError('ENTRY_NOT_FOUND', message, { cause: err });
+      if (operation === 'DisassociateAccessPolicy' || operation === 'DeleteAccessEntry') {
+        return new TransientError('ALREADY_ABSENT', message, { cause: err });
+      }
+      return new TransientError('EVENTUAL_CONSISTENCY', message, { cause: err });
+    case 'ResourceInUseException':
+      // Someone created the entry between our read and our create: re-read and re-plan.
+      return new TransientError('CONFLICT', message, { cause: err });
+    case 'InvalidParameterException':
+      return new PermanentError('EKS_INVALID_PARAMETER', message, { cause: err });
+    case 'InvalidRequestException':
+      return new PermanentError('EKS_INVALID_REQUEST', message, { cause: err });
+    case 'ResourceLimitExceededException':
+      return new PermanentError('EKS_QUOTA_EXCEEDED', message, { cause: err });
+    case 'AccessDeniedException':
+      return new PermanentError('EKS_ACCESS_DENIED', message, { cause: err });
+    case 'AbortError':
+      return new TransientError('DEADLINE', `${operation}: gave up before the invocation deadline`, {
+        cause: err,
+      });
+    default:
+      if (e?.$fault === 'client' && e.$metadata?.httpStatusCode !== 429) {
+        return new PermanentError('EKS_CLIENT_ERROR', message, { cause: err });
+      }
+      return new TransientError(
+        name === 'ThrottlingException' ? 'EKS_THROTTLED' : 'EKS_UNAVAILABLE',
+        message,
+        {
+          cause: err,
+        },
+      );
+  }
+}

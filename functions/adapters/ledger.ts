@@ -1,0 +1,263 @@
+/**
+ * The grants ledger in DynamoDB. One table, no transactions and no TTL API (neither
+ * exists in dynalite, the local emulator): every write is a single conditional put,
+ * which also makes replays idempotent.
+ *
+ * Items (pk = `P#<cluster>#<principalArn>`):
+ *   sk `BASELINE`      the access the principal had before our first change (written once)
+ *   sk `G#<grantId>`   one grant; `version` guards concurrent updates
+ * Sparse index `active-by-expiry` holds only active, time-boxed grants, for the reconciler.
+ * Index `principals-by-cluster` holds only BASELINE items: the principals we manage.
+ */
+import {
+  type AttributeValue,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+  PutItemCommand,
+  QueryCommand,
+} from '@aws-sdk/client-dynamodb';
+import { PermanentError, TransientError } from '../core/errors.js';
+import type { Baseline, Grant, PrincipalRecord } from '../core/ledger.js';
+
+export const EXPIRY_INDEX = 'active-by-expiry';
+export const CLUSTER_INDEX = 'principals-by-cluster';
+const ACTIVE = 'ACTIVE';
+
+export function ledgerTableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+      { AttributeName: 'expiryPk', AttributeType: 'S' },
+      { AttributeName: 'expirySk', AttributeType: 'S' },
+      { AttributeName: 'managedCluster', AttributeType: 'S' },
+      { AttributeName: 'managedPrincipal', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: EXPIRY_INDEX,
+        KeySchema: [
+          { AttributeName: 'expiryPk', KeyType: 'HASH' },
+          { AttributeName: 'expirySk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: CLUSTER_INDEX,
+        KeySchema: [
+          { AttributeName: 'managedCluster', KeyType: 'HASH' },
+          { AttributeName: 'managedPrincipal', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ],
+  };
+}
+
+export interface ExpiredGrantRef {
+  clusterName: string;
+  principalArn: string;
+  grantId: string;
+  expiresAt: string;
+}
+
+export class LedgerAdapter {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {}
+
+  async load(clusterName: string, principalArn: string): Promise<PrincipalRecord> {
+    const record: PrincipalRecord = { clusterName, principalArn, grants: [] };
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': { S: pkOf(clusterName, principalArn) } },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const doc = JSON.parse(item.doc?.S ?? '{}');
+        if (item.sk?.S === 'BASELINE') record.baseline = doc as Baseline;
+        else record.grants.push(doc as Grant);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    record.grants.sort(
+      (a, b) => a.createdAt.localeCompare(b.createdAt) || a.grantId.localeCompare(b.grantId),
+    );
+    return record;
+  }
+
+  /** Writes the baseline once; a second capture keeps the first. Returns what is stored. */
+  async captureBaseline(clusterName: string, principalArn: string, baseline: Baseline): Promise<Baseline> {
+    const written = await this.conditionalPut(
+      {
+        pk: { S: pkOf(clusterName, principalArn) },
+        sk: { S: 'BASELINE' },
+        managedCluster: { S: clusterName },
+        managedPrincipal: { S: principalArn },
+        doc: { S: JSON.stringify(baseline) },
+      },
+      'attribute_not_exists(pk)',
+    );
+    if (written) return baseline;
+    const stored = (await this.load(clusterName, principalArn)).baseline;
+    if (!stored)
+      throw new TransientError('LEDGER_INCONSISTENT', 'baseline write conflicted but none was found');
+    return stored;
+  }
+
+  /** Inserts a new grant; `false` when a grant with that id already exists. */
+  async insertGrant(clusterName: string, principalArn: string, grant: Grant): Promise<boolean> {
+    return this.conditionalPut(grantItem(clusterName, principalArn, grant), 'attribute_not_exists(sk)');
+  }
+
+  /** Replaces a grant if nobody changed it since `grant.version - 1`. */
+  async updateGrant(
+    clusterName: string,
+    principalArn: string,
+    grant: Grant,
+    expectedVersion: number,
+  ): Promise<void> {
+    const ok = await this.conditionalPut(grantItem(clusterName, principalArn, grant), 'version = :v', {
+      ':v': { N: String(expectedVersion) },
+    });
+    if (!ok) {
+      throw new TransientError(
+        'LEDGER_CONFLICT',
+        `grant ${grant.grantId} changed concurrently; will re-read and retry`,
+      );
+    }
+  }
+
+  /** Active grants whose expiry is at or before `before`, oldest first. */
+  async listExpiredActive(before: Date, limit = 1000): Promise<ExpiredGrantRef[]> {
+    const out: ExpiredGrantRef[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: EXPIRY_INDEX,
+            KeyConditionExpression: 'expiryPk = :a AND expirySk <= :t',
+            ExpressionAttributeValues: { ':a': { S: ACTIVE }, ':t': { S: `${before.toISOString()}\uffff` } },
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const g = JSON.parse(item.doc?.S ?? '{}') as Grant;
+        if (!g.expiresAt || Date.parse(g.expiresAt) > before.getTime()) continue;
+        out.push({
+          clusterName: item.clusterName?.S ?? '',
+          principalArn: item.principalArn?.S ?? '',
+          grantId: g.grantId,
+          expiresAt: g.expiresAt,
+        });
+        if (out.length >= limit) return out;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  /** Every principal this system has touched on a cluster. */
+  async listPrincipals(clusterName: string): Promise<string[]> {
+    const out: string[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: CLUSTER_INDEX,
+            KeyConditionExpression: 'managedCluster = :c',
+            ExpressionAttributeValues: { ':c': { S: clusterName } },
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) if (item.managedPrincipal?.S) out.push(item.managedPrincipal.S);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return out;
+  }
+
+  private async conditionalPut(
+    item: Record<string, AttributeValue>,
+    condition: string,
+    values?: Record<string, AttributeValue>,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: condition,
+          ...(values && { ExpressionAttributeValues: values }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw translateDynamoError(err);
+    }
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateDynamoError(err);
+    }
+  }
+}
+
+function pkOf(clusterName: string, principalArn: string): string {
+  return `P#${clusterName}#${principalArn}`;
+}
+
+function grantItem(clusterName: string, principalArn: string, grant: Grant): Record<string, AttributeValue> {
+  const item: Record<string, AttributeValue> = {
+    pk: { S: pkOf(clusterName, principalArn) },
+    sk: { S: `G#${grant.grantId}` },
+    status: { S: grant.status },
+    version: { N: String(grant.version) },
+    doc: { S: JSON.stringify(grant) },
+  };
+  // Sparse index: only active, time-boxed grants are visible to the expiry sweep.
+  if (grant.status === 'active' && grant.expiresAt) {
+    item.expiryPk = { S: ACTIVE };
+    item.expirySk = { S: `${grant.expiresAt}#${clusterName}#${principalArn}#${grant.grantId}` };
+    item.clusterName = { S: clusterName };
+    item.principalArn = { S: principalArn };
+  }
+  return item;
+}
+
+export function translateDynamoError(err: unknown): Error {
+  const e = err as { name?: string; message?: string; $fault?: string };
+  const message = `DynamoDB: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
+  if (
+    e?.name === 'ResourceNotFoundException' ||
+    e?.name === 'ValidationException' ||
+    e?.name === 'AccessDeniedException'
+  ) {
+    return new PermanentError('LEDGER_UNUSABLE', message, { cause: err });
+  }
+  return new TransientError('LEDGER_UNAVAILABLE', message, { cause: err });
+}

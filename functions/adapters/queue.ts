@@ -1,0 +1,84 @@
+/**
+ * SQS FIFO: enqueue requests, hand failed ones to the dead-letter queue, and stretch
+ * the visibility timeout of messages that will be retried.
+ */
+import { createHash } from 'node:crypto';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { TransientError } from '../core/errors.js';
+import type { AccessRequest } from '../core/types.js';
+
+/**
+ * FIFO group ids are at most 128 chars and ARNs can be 2048: hash cluster+principal so
+ * every request for one principal on one cluster is serialized, and nothing else is.
+ */
+export function messageGroupId(clusterName: string, principalArn: string): string {
+  return createHash('sha256').update(`${clusterName}\n${principalArn}`).digest('hex');
+}
+
+export class QueueAdapter {
+  constructor(private readonly client: SQSClient) {}
+
+  async enqueue(queueUrl: string, request: AccessRequest): Promise<void> {
+    await this.call(() =>
+      this.client.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify(request),
+          MessageGroupId: messageGroupId(request.clusterName, request.principalArn),
+          // The request id is the idempotency key; SQS drops repeats within 5 minutes.
+          MessageDeduplicationId: request.requestId,
+        }),
+      ),
+    );
+  }
+
+  /** Moves a message to the DLQ now (permanent failures); the caller then acknowledges it. */
+  async sendToDlq(
+    dlqUrl: string,
+    body: string,
+    groupId: string,
+    dedupId: string,
+    error: { code: string; message: string },
+  ): Promise<void> {
+    await this.call(() =>
+      this.client.send(
+        new SendMessageCommand({
+          QueueUrl: dlqUrl,
+          MessageBody: body,
+          MessageGroupId: groupId,
+          MessageDeduplicationId: dedupId,
+          MessageAttributes: {
+            errorCode: { DataType: 'String', StringValue: error.code },
+            errorMessage: { DataType: 'String', StringValue: error.message.slice(0, 1024) },
+          },
+        }),
+      ),
+    );
+  }
+
+  async setVisibility(queueUrl: string, receiptHandle: string, seconds: number): Promise<void> {
+    await this.call(() =>
+      this.client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queueUrl,
+          ReceiptHandle: receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
+      ),
+    );
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new TransientError(
+        'QUEUE_UNAVAILABLE',
+        `SQS: ${(err as Error).name}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+}

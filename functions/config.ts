@@ -1,0 +1,59 @@
+/**
+ * Environment → typed config, read and validated once per cold start. A bad value
+ * fails the cold start with a message naming the variable, instead of failing later
+ * on some message.
+ */
+import { ConfigError } from './core/errors.js';
+
+export interface WorkerConfig {
+  region: string;
+  requestQueueUrl: string;
+  dlqUrl: string;
+  ledgerTable: string;
+  auditBusName: string;
+  policyPath: string;
+  /** Must equal the queue's redrive maxReceiveCount: the last attempt publishes `failed`. */
+  maxReceiveCount: number;
+  eksMaxAttempts: number;
+  /** Base of the growing visibility timeout for retried messages. */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  /** Time kept back from the invocation deadline to report and hand back messages. */
+  deadlineMarginMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  return {
+    region: required(env, 'AWS_REGION'),
+    requestQueueUrl: required(env, 'REQUEST_QUEUE_URL'),
+    dlqUrl: required(env, 'DLQ_URL'),
+    ledgerTable: required(env, 'LEDGER_TABLE'),
+    auditBusName: required(env, 'AUDIT_BUS_NAME'),
+    policyPath: required(env, 'POLICY_PATH'),
+    maxReceiveCount: integer(env, 'MAX_RECEIVE_COUNT', 5, 1, 1000),
+    eksMaxAttempts: integer(env, 'EKS_MAX_ATTEMPTS', 4, 1, 20),
+    retryBaseSeconds: integer(env, 'RETRY_BASE_SECONDS', 10, 0, 43_200),
+    retryMaxSeconds: integer(env, 'RETRY_MAX_SECONDS', 900, 0, 43_200),
+    deadlineMarginMs: integer(env, 'DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+  };
+}
+
+export function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new ConfigError(`environment variable ${name} is required and is empty or missing`);
+  return v;
+}
+
+export function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(
+      `environment variable ${name}=${JSON.stringify(raw)} must be an integer from ${min} to ${max}`,
+    );
+  }
+  return n;
+}

@@ -1,0 +1,130 @@
+/**
+ * AuditRecord v1: one terminal record per request per attempt cycle.
+ */
+import type { EksChange } from './plan.js';
+import type { AccessRequest, AccessScope, Reason } from './types.js';
+
+export const AUDIT_OUTCOMES = [
+  'granted',
+  'revoked',
+  'expired',
+  'unchanged',
+  'rejected',
+  'failed',
+  'drift',
+] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+export interface AuditChange {
+  operation: EksChange['op'];
+  policyArn?: string;
+  before: unknown;
+  after: unknown;
+  /** `failed` when EKS refused the call; the record's reason says why. */
+  status: 'applied' | 'failed';
+}
+
+export interface AuditRecord {
+  schemaVersion: 1;
+  auditId: string;
+  requestId: string;
+  grantId?: string;
+  outcome: AuditOutcome;
+  /** `high` for break-glass so a bus rule can page someone. */
+  severity: 'normal' | 'high';
+  reason?: Reason;
+  clusterName?: string;
+  principalArn?: string;
+  source?: string;
+  action?: string;
+  requestedBy?: string;
+  approvedBy?: string[];
+  ticket?: string;
+  incidentId?: string;
+  changes: AuditChange[];
+  expiresAt?: string;
+  attempt: number;
+  at: string;
+}
+
+export interface AuditInput {
+  requestId: string;
+  outcome: AuditOutcome;
+  attempt: number;
+  at: Date;
+  /** Distinguishes attempts of one request; with requestId it makes auditId deterministic. */
+  attemptKey: string;
+  request?: Partial<AccessRequest>;
+  grantId?: string;
+  reason?: Reason;
+  changes?: AuditChange[];
+  expiresAt?: string;
+}
+
+export function buildAuditRecord(input: AuditInput, hash: (s: string) => string): AuditRecord {
+  const r = input.request ?? {};
+  const grantId = input.grantId ?? r.grantId;
+  return {
+    schemaVersion: 1,
+    auditId: hash(`${input.requestId}\u0000${input.attemptKey}\u0000${input.outcome}`),
+    requestId: input.requestId,
+    ...(grantId !== undefined && { grantId }),
+    outcome: input.outcome,
+    severity: r.source === 'break-glass' ? 'high' : 'normal',
+    ...(input.reason && { reason: input.reason }),
+    ...(r.clusterName !== undefined && { clusterName: r.clusterName }),
+    ...(r.principalArn !== undefined && { principalArn: r.principalArn }),
+    ...(r.source !== undefined && { source: r.source }),
+    ...(r.action !== undefined && { action: r.action }),
+    ...(r.requestedBy !== undefined && { requestedBy: r.requestedBy }),
+    ...(r.approvedBy !== undefined && { approvedBy: r.approvedBy }),
+    ...(r.ticket !== undefined && { ticket: r.ticket }),
+    ...(r.incidentId !== undefined && { incidentId: r.incidentId }),
+    changes: input.changes ?? [],
+    ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+    attempt: input.attempt,
+    at: input.at.toISOString(),
+  };
+}
+
+/** An EKS change as the audit trail shows it: the call, and the state before and after. */
+export function describeChange(change: EksChange, status: AuditChange['status']): AuditChange {
+  switch (change.op) {
+    case 'CreateAccessEntry':
+      return {
+        operation: change.op,
+        before: null,
+        after: { kubernetesGroups: change.kubernetesGroups, username: change.username ?? null },
+        status,
+      };
+    case 'UpdateAccessEntry':
+      return {
+        operation: change.op,
+        before: { kubernetesGroups: change.before },
+        after: { kubernetesGroups: change.kubernetesGroups },
+        status,
+      };
+    case 'AssociateAccessPolicy':
+      return {
+        operation: change.op,
+        policyArn: change.policyArn,
+        before: scopeOrNull(change.before),
+        after: change.accessScope,
+        status,
+      };
+    case 'DisassociateAccessPolicy':
+      return {
+        operation: change.op,
+        policyArn: change.policyArn,
+        before: change.before,
+        after: null,
+        status,
+      };
+    case 'DeleteAccessEntry':
+      return { operation: change.op, before: change.before, after: null, status };
+  }
+}
+
+function scopeOrNull(s: AccessScope | undefined): AccessScope | null {
+  return s ?? null;
+}

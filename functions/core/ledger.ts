@@ -1,0 +1,123 @@
+/**
+ * The grants ledger model: what this system has done to one (cluster, principal).
+ * Pure data and pure transitions; persistence lives in adapters/ledger.ts.
+ */
+import type { AccessRequest, AccessState, PolicyAssociation, Source } from './types.js';
+
+export type GrantStatus = 'active' | 'revoked' | 'expired' | 'failed';
+
+export interface Grant {
+  grantId: string;
+  requestId: string;
+  source: Source;
+  policies: PolicyAssociation[];
+  kubernetesGroups: string[];
+  username?: string;
+  expiresAt?: string;
+  status: GrantStatus;
+  requestedBy?: string;
+  approvedBy?: string[];
+  reason?: string;
+  ticket?: string;
+  incidentId?: string;
+  createdAt: string;
+  endedAt?: string;
+  /** Optimistic-concurrency counter for conditional writes. */
+  version: number;
+}
+
+/** The access the principal had before this system first changed anything, captured once. */
+export type Baseline = AccessState;
+
+export interface PrincipalRecord {
+  clusterName: string;
+  principalArn: string;
+  baseline?: Baseline;
+  grants: Grant[];
+}
+
+export function grantFromRequest(request: AccessRequest, expiresAt: string | undefined, now: Date): Grant {
+  return {
+    grantId: request.requestId,
+    requestId: request.requestId,
+    source: request.source,
+    policies: (request.accessPolicies ?? []).map(normalizePolicy),
+    kubernetesGroups: [...new Set(request.kubernetesGroups ?? [])].sort(),
+    ...(request.username !== undefined && { username: request.username }),
+    ...(expiresAt !== undefined && { expiresAt }),
+    status: 'active',
+    ...(request.requestedBy !== undefined && { requestedBy: request.requestedBy }),
+    ...(request.approvedBy !== undefined && { approvedBy: request.approvedBy }),
+    ...(request.reason !== undefined && { reason: request.reason }),
+    ...(request.ticket !== undefined && { ticket: request.ticket }),
+    ...(request.incidentId !== undefined && { incidentId: request.incidentId }),
+    createdAt: now.toISOString(),
+    version: 1,
+  };
+}
+
+export function normalizePolicy(p: PolicyAssociation): PolicyAssociation {
+  return p.accessScope.type === 'cluster'
+    ? { policyArn: p.policyArn, accessScope: { type: 'cluster' } }
+    : {
+        policyArn: p.policyArn,
+        accessScope: { type: 'namespace', namespaces: [...new Set(p.accessScope.namespaces ?? [])].sort() },
+      };
+}
+
+export function isActive(grant: Grant, now: Date): boolean {
+  return (
+    grant.status === 'active' &&
+    (grant.expiresAt === undefined || Date.parse(grant.expiresAt) > now.getTime())
+  );
+}
+
+/**
+ * A revoke that names policies and/or groups but no grantId narrows every active
+ * grant by exactly what it names; the baseline is never touched. Returns the grants
+ * that changed (with status `revoked` when nothing is left of them).
+ */
+export function narrowGrants(grants: Grant[], request: AccessRequest, now: Date): Grant[] {
+  const namesNothing = !request.accessPolicies?.length && !request.kubernetesGroups?.length;
+  const changed: Grant[] = [];
+  for (const grant of grants) {
+    if (grant.status !== 'active') continue;
+    if (namesNothing) {
+      changed.push(endGrant(grant, 'revoked', now));
+      continue;
+    }
+    const groups = grant.kubernetesGroups.filter((g) => !request.kubernetesGroups?.includes(g));
+    const policies: PolicyAssociation[] = [];
+    for (const p of grant.policies) {
+      const named = request.accessPolicies?.find((r) => r.policyArn === p.policyArn);
+      if (!named) policies.push(p);
+      else if (named.accessScope.type === 'namespace' && p.accessScope.type === 'namespace') {
+        const left = (p.accessScope.namespaces ?? []).filter(
+          (ns) => !named.accessScope.namespaces?.includes(ns),
+        );
+        if (left.length > 0)
+          policies.push({ policyArn: p.policyArn, accessScope: { type: 'namespace', namespaces: left } });
+      } else if (named.accessScope.type === 'namespace') {
+        // A namespace revoke cannot carve namespaces out of a cluster-wide grant: keep it
+        // rather than revoke more than the request names.
+        policies.push(p);
+      }
+    }
+    if (groups.length === grant.kubernetesGroups.length && samePolicies(policies, grant.policies)) continue;
+    const narrowed = { ...grant, kubernetesGroups: groups, policies, version: grant.version + 1 };
+    changed.push(
+      groups.length === 0 && policies.length === 0
+        ? endGrant({ ...narrowed, version: grant.version }, 'revoked', now)
+        : narrowed,
+    );
+  }
+  return changed;
+}
+
+export function endGrant(grant: Grant, status: 'revoked' | 'expired' | 'failed', now: Date): Grant {
+  return { ...grant, status, endedAt: now.toISOString(), version: grant.version + 1 };
+}
+
+function samePolicies(a: PolicyAssociation[], b: PolicyAssociation[]): boolean {
+  return JSON.stringify(a.map(normalizePolicy)) === JSON.stringify(b.map(normalizePolicy));
+}

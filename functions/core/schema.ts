@@ -1,0 +1,388 @@
+/**
+ * A tiny declarative field-spec layer. One spec drives both the runtime validator
+ * (first violation wins, with a specific reason code) and the published JSON Schema,
+ * so the two cannot drift. Hand-written instead of zod/ajv to keep the Lambda bundle small.
+ *
+ * Patterns are ECMA-262 source strings, always anchored `^...$`, compiled with the `u`
+ * flag (as JSON Schema validators such as ajv do) and never with `m`: in JS, `$` without
+ * `m` matches only at the very end, so a trailing newline can never slip through.
+ * Lengths count code points, as JSON Schema's minLength/maxLength do.
+ */
+import type { Reason } from './types.js';
+
+export interface SpecBase {
+  /** Reason code for any value violation of this spec (length, pattern, enum, item count). */
+  readonly code: string;
+  /** What would be accepted, phrased for people; quoted in every rejection message. */
+  readonly expected: string;
+  readonly description?: string;
+}
+
+/** A value that matches the general shape but is refused for a specific reason (with its own code). */
+export interface Forbidden {
+  readonly pattern: string;
+  readonly code: string;
+  readonly message: (path: string, value: string) => string;
+}
+
+export interface StringSpec extends SpecBase {
+  readonly kind: 'string';
+  readonly minLength?: number;
+  readonly maxLength?: number;
+  readonly pattern?: string;
+  /** One-character class (e.g. `[A-Za-z0-9]`) used only to name the first offending character. */
+  readonly charset?: string;
+  readonly enum?: readonly string[];
+  /** JSON Schema annotation only. */
+  readonly format?: string;
+  /** Checked before length and pattern so the most specific code wins. Emitted as `not: {pattern}`. */
+  readonly forbidden?: readonly Forbidden[];
+  /** Semantic rule a JSON Schema cannot express; runs last. */
+  readonly check?: (value: string, path: string) => Reason | undefined;
+}
+
+export interface IntegerSpec extends SpecBase {
+  readonly kind: 'integer';
+  readonly const?: number;
+}
+
+export interface ArraySpec extends SpecBase {
+  readonly kind: 'array';
+  readonly items: Spec;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+  /** `true`: items must be distinct; a string: object items must differ in that key. */
+  readonly unique?: true | string;
+}
+
+export interface FieldDef {
+  readonly name: string;
+  readonly required: boolean;
+  readonly spec: Spec;
+  /** Validated (when present) before the unknown-field scan, e.g. a version discriminator. */
+  readonly checkFirst?: boolean;
+}
+
+/** A cross-field rule: a check for the validator and its (possibly partial) JSON Schema form. */
+export interface ObjectRule {
+  /** Run right after this field is validated; default: after all fields. */
+  readonly after?: string;
+  /** Sees the input object, whose keys are all known by then; read it with `own()`. */
+  readonly check: (obj: Readonly<Record<string, unknown>>, path: string) => Reason | undefined;
+  readonly schema: Readonly<Record<string, unknown>>;
+}
+
+export interface ObjectSpec extends SpecBase {
+  readonly kind: 'object';
+  readonly fields: readonly FieldDef[];
+  readonly rules?: readonly ObjectRule[];
+}
+
+export type Spec = StringSpec | IntegerSpec | ArraySpec | ObjectSpec;
+
+export type Checked = { ok: true; value: unknown } | { ok: false; reason: Reason };
+
+export const DUPLICATE_VALUE = 'DUPLICATE_VALUE';
+export const INVALID_TYPE = 'INVALID_TYPE';
+export const MISSING_FIELD = 'MISSING_FIELD';
+export const UNKNOWN_FIELD = 'UNKNOWN_FIELD';
+
+const SHOW_MAX = 80;
+
+/** Reads an own property only: input objects may carry own `__proto__`/`constructor` keys. */
+export function own(obj: Readonly<Record<string, unknown>>, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+export function codePointLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A high surrogate followed by a low one is a single code point.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+export function truncate(s: string, max = SHOW_MAX): string {
+  if (s.length <= max) return s;
+  let cut = s.slice(0, max);
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/** The offending value for a message: truncated and JSON-quoted so control characters show as escapes. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(truncate(value));
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `an array of ${value.length} item(s)`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number' || typeof value === 'boolean') return `the ${typeof value} ${String(value)}`;
+  return `a value of type ${typeof value}`;
+}
+
+function kindName(spec: Spec): string {
+  return spec.kind === 'object' ? 'an object' : spec.kind === 'array' ? 'an array' : `a ${spec.kind}`;
+}
+
+function charName(ch: string): string {
+  const cp = ch.codePointAt(0) ?? 0;
+  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+  if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return `control character ${hex}`;
+  if (cp === 0x20) return `a space (${hex})`;
+  return `${JSON.stringify(ch)} (${hex}${cp > 0x7e ? ', non-ASCII' : ''})`;
+}
+
+/**
+ * Names the first character that cannot appear, which is what makes a Cyrillic 'а'
+ * or a trailing newline in an ARN diagnosable from the message alone.
+ */
+function offendingChar(value: string, charset: string | undefined): string {
+  const allowed = charset === undefined ? undefined : new RegExp(`^${charset}$`, 'u');
+  let index = 0;
+  for (const ch of value) {
+    const bad = allowed ? !allowed.test(ch) : ch < '!' || ch > '~';
+    if (bad) return ` It contains ${charName(ch)} at index ${index}, which is not allowed.`;
+    index += ch.length;
+  }
+  return '';
+}
+
+const regexCache = new Map<string, RegExp>();
+export function compile(pattern: string): RegExp {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    re = new RegExp(pattern, 'u');
+    regexCache.set(pattern, re);
+  }
+  return re;
+}
+
+function fail(code: string, message: string): Checked {
+  return { ok: false, reason: { code, message } };
+}
+
+function join(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}
+
+function invalid(spec: SpecBase, path: string, value: unknown, problem: string, extra = ''): Checked {
+  return fail(spec.code, `"${path}" ${problem}; got ${show(value)}.${extra} Expected ${spec.expected}.`);
+}
+
+export function validate(spec: Spec, value: unknown, path: string): Checked {
+  switch (spec.kind) {
+    case 'string':
+      return validateString(spec, value, path);
+    case 'integer':
+      return validateInteger(spec, value, path);
+    case 'array':
+      return validateArray(spec, value, path);
+    case 'object':
+      return validateObject(spec, value, path);
+  }
+}
+
+function wrongType(spec: Spec, value: unknown, path: string): Checked {
+  const hint = value === null ? ' Omit an optional field instead of sending null.' : '';
+  return fail(
+    INVALID_TYPE,
+    `"${path}" must be ${kindName(spec)}; got ${show(value)}.${hint} Expected ${spec.expected}.`,
+  );
+}
+
+function validateString(spec: StringSpec, value: unknown, path: string): Checked {
+  if (typeof value !== 'string') return wrongType(spec, value, path);
+  for (const f of spec.forbidden ?? []) {
+    if (compile(f.pattern).test(value)) return fail(f.code, f.message(path, value));
+  }
+  const len = codePointLength(value);
+  if (spec.minLength !== undefined && len < spec.minLength) {
+    return invalid(spec, path, value, len === 0 ? 'is empty' : `is too short (${len} characters)`);
+  }
+  if (spec.maxLength !== undefined && len > spec.maxLength) {
+    return invalid(spec, path, value, `is too long (${len} characters, at most ${spec.maxLength})`);
+  }
+  if (spec.pattern !== undefined && !compile(spec.pattern).test(value)) {
+    return invalid(spec, path, value, 'is not in the accepted form', offendingChar(value, spec.charset));
+  }
+  if (spec.enum !== undefined && !spec.enum.includes(value)) {
+    return invalid(spec, path, value, 'is not an accepted value');
+  }
+  const reason = spec.check?.(value, path);
+  return reason ? { ok: false, reason } : { ok: true, value };
+}
+
+function validateInteger(spec: IntegerSpec, value: unknown, path: string): Checked {
+  if (typeof value !== 'number' || !Number.isInteger(value)) return wrongType(spec, value, path);
+  if (spec.const !== undefined && value !== spec.const) return invalid(spec, path, value, 'is not supported');
+  return { ok: true, value };
+}
+
+function validateArray(spec: ArraySpec, value: unknown, path: string): Checked {
+  if (!Array.isArray(value)) return wrongType(spec, value, path);
+  // Size first: a huge array is refused without touching its items.
+  if (spec.maxItems !== undefined && value.length > spec.maxItems) {
+    return invalid(spec, path, value, `has too many items (at most ${spec.maxItems})`);
+  }
+  if (spec.minItems !== undefined && value.length < spec.minItems) {
+    return invalid(spec, path, value, value.length === 0 ? 'is empty' : 'has too few items');
+  }
+  const out: unknown[] = [];
+  const seen = new Map<unknown, number>();
+  for (let i = 0; i < value.length; i++) {
+    const itemPath = `${path}[${i}]`;
+    const r = validate(spec.items, value[i], itemPath);
+    if (!r.ok) return r;
+    if (spec.unique !== undefined) {
+      const key = spec.unique === true ? r.value : own(r.value as Record<string, unknown>, spec.unique);
+      const first = seen.get(key);
+      if (first !== undefined) {
+        const what = spec.unique === true ? show(key) : `${spec.unique} ${show(key)}`;
+        return fail(
+          DUPLICATE_VALUE,
+          `"${itemPath}" repeats ${what} already given at "${path}[${first}]"; each value may appear once.`,
+        );
+      }
+      seen.set(key, i);
+    }
+    out.push(r.value);
+  }
+  return { ok: true, value: out };
+}
+
+const knownNames = new WeakMap<ObjectSpec, ReadonlySet<string>>();
+function namesOf(spec: ObjectSpec): ReadonlySet<string> {
+  let names = knownNames.get(spec);
+  if (!names) {
+    names = new Set(spec.fields.map((f) => f.name));
+    knownNames.set(spec, names);
+  }
+  return names;
+}
+
+function unknownField(spec: ObjectSpec, path: string, key: string): Checked {
+  const names = [...namesOf(spec)];
+  const near = names.find((n) => n.toLowerCase() === key.toLowerCase());
+  const hint = near ? ` Did you mean "${near}"? Field names are case-sensitive.` : '';
+  const where = path === '' ? 'at the top level' : `in "${path}"`;
+  return fail(
+    UNKNOWN_FIELD,
+    `Unknown field ${JSON.stringify(truncate(key))} ${where}.${hint} Accepted fields: ${names.join(', ')}.`,
+  );
+}
+
+function runRules(spec: ObjectSpec, obj: Record<string, unknown>, path: string, after: string | undefined) {
+  for (const rule of spec.rules ?? []) {
+    if (rule.after !== after) continue;
+    const reason = rule.check(obj, path);
+    if (reason) return reason;
+  }
+  return undefined;
+}
+
+function validateObject(spec: ObjectSpec, value: unknown, path: string): Checked {
+  if (!isPlainObject(value)) return wrongType(spec, value, path);
+  for (const f of spec.fields) {
+    if (!f.checkFirst || !Object.hasOwn(value, f.name)) continue;
+    const r = validate(f.spec, value[f.name], join(path, f.name));
+    if (!r.ok) return r;
+  }
+  // Object.keys lists own keys only, including an own `__proto__` that JSON.parse creates.
+  const names = namesOf(spec);
+  for (const key of Object.keys(value)) {
+    if (!names.has(key)) return unknownField(spec, path, key);
+  }
+  for (const f of spec.fields) {
+    if (f.required && !Object.hasOwn(value, f.name)) {
+      return fail(
+        MISSING_FIELD,
+        `Missing required field "${join(path, f.name)}": expected ${f.spec.expected}.`,
+      );
+    }
+  }
+  // A fresh object holding known fields only, so smuggled keys never reach later code.
+  const out: Record<string, unknown> = {};
+  for (const f of spec.fields) {
+    if (Object.hasOwn(value, f.name)) {
+      const r = validate(f.spec, value[f.name], join(path, f.name));
+      if (!r.ok) return r;
+      out[f.name] = r.value;
+    }
+    const reason = runRules(spec, value, path, f.name);
+    if (reason) return { ok: false, reason };
+  }
+  const reason = runRules(spec, value, path, undefined);
+  return reason ? { ok: false, reason } : { ok: true, value: out };
+}
+
+/** JSON Schema (draft 2020-12 vocabulary) for a spec. */
+export function toJsonSchema(spec: Spec): Record<string, unknown> {
+  const s: Record<string, unknown> = {};
+  // Leaf descriptions repeat the validator's "expected" text, so schema readers see the same contract.
+  const accepted = spec.kind === 'object' ? undefined : `Accepted: ${spec.expected}.`;
+  const description = [spec.description, accepted].filter((d) => d !== undefined).join(' ');
+  if (description !== '') s.description = description;
+  switch (spec.kind) {
+    case 'string': {
+      s.type = 'string';
+      if (spec.enum !== undefined) s.enum = [...spec.enum];
+      if (spec.minLength !== undefined) s.minLength = spec.minLength;
+      if (spec.maxLength !== undefined) s.maxLength = spec.maxLength;
+      if (spec.pattern !== undefined) s.pattern = spec.pattern;
+      if (spec.format !== undefined) s.format = spec.format;
+      const nots = (spec.forbidden ?? []).map((f) => ({ not: { pattern: f.pattern } }));
+      if (nots.length === 1) Object.assign(s, nots[0]);
+      else if (nots.length > 1) s.allOf = nots;
+      break;
+    }
+    case 'integer':
+      s.type = 'integer';
+      if (spec.const !== undefined) s.const = spec.const;
+      break;
+    case 'array':
+      s.type = 'array';
+      s.items = toJsonSchema(spec.items);
+      if (spec.minItems !== undefined) s.minItems = spec.minItems;
+      if (spec.maxItems !== undefined) s.maxItems = spec.maxItems;
+      // Uniqueness by key is stricter than uniqueItems, but implies it.
+      if (spec.unique !== undefined) s.uniqueItems = true;
+      break;
+    case 'object': {
+      s.type = 'object';
+      s.additionalProperties = false;
+      s.required = spec.fields.filter((f) => f.required).map((f) => f.name);
+      s.properties = Object.fromEntries(spec.fields.map((f) => [f.name, toJsonSchema(f.spec)]));
+      if (spec.rules?.length) s.allOf = spec.rules.map((r) => r.schema);
+      break;
+    }
+  }
+  return s;
+}
+
+/**
+ * `^(?:[Ss][Yy][Ss]...:|...)`: a case-insensitive prefix test without the `i` flag,
+ * which JSON Schema patterns cannot carry.
+ */
+export function caseInsensitivePrefixPattern(prefixes: readonly string[]): string {
+  // `-` is left alone: `\-` outside a class is a syntax error under the `u` flag.
+  const esc = (ch: string) => (/[\\^$.*+?()[\]{}|/]/.test(ch) ? `\\${ch}` : ch);
+  const one = (p: string) =>
+    [...p]
+      .map((ch) =>
+        ch.toLowerCase() !== ch.toUpperCase() ? `[${ch.toUpperCase()}${ch.toLowerCase()}]` : esc(ch),
+      )
+      .join('');
+  return `^(?:${prefixes.map(one).join('|')})`;
+}

@@ -1,0 +1,424 @@
+/**
+ * One queue message → one converged principal → one terminal audit record.
+ *
+ * Grant, revoke, expiry and reconcile are the same operation with different ledger
+ * input: update the ledger, compute desired = baseline ∪ active grants, read EKS,
+ * apply the minimal diff. A replayed, duplicated or reordered message therefore
+ * converges to the same state.
+ */
+import { createHash } from 'node:crypto';
+import type { EksAdapter } from '../adapters/eks.js';
+import type { LedgerAdapter } from '../adapters/ledger.js';
+import {
+  type AuditChange,
+  type AuditOutcome,
+  type AuditRecord,
+  buildAuditRecord,
+  describeChange,
+} from '../core/audit.js';
+import { computeDesired } from '../core/desired.js';
+import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
+import {
+  endGrant,
+  type Grant,
+  grantFromRequest,
+  narrowGrants,
+  type PrincipalRecord,
+} from '../core/ledger.js';
+import { planChanges } from '../core/plan.js';
+import { decide, type GuardrailPolicy } from '../core/policy.js';
+import { parseAccessRequest } from '../core/request.js';
+import type { AccessRequest, AccessState, Reason } from '../core/types.js';
+
+export interface ServiceLogger {
+  debug(message: string, ...extra: Record<string, unknown>[]): void;
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+  warn(message: string, ...extra: Record<string, unknown>[]): void;
+  error(message: string, ...extra: Record<string, unknown>[]): void;
+}
+
+export interface ServiceMetrics {
+  count(name: string, value?: number): void;
+}
+
+export interface AuditSink {
+  publish(record: AuditRecord): Promise<void>;
+}
+
+export interface DeadLetterSink {
+  /** Hands a message to the dead-letter queue now. */
+  deadLetter(message: InboundMessage, reason: Reason): Promise<void>;
+}
+
+export interface ExpiryScheduler {
+  /** Makes sure an expiry request for this grant will arrive at `grant.expiresAt`. Idempotent. */
+  scheduleExpiry(request: AccessRequest, grant: Grant): Promise<void>;
+  /** Removes the schedule of an ended grant; absent schedules are fine. */
+  cancelExpiry(grantId: string): Promise<void>;
+}
+
+export interface GrantServiceDeps {
+  eks: EksAdapter;
+  ledger: LedgerAdapter;
+  audit: AuditSink;
+  deadLetters: DeadLetterSink;
+  policy: GuardrailPolicy;
+  scheduler?: ExpiryScheduler;
+  maxReceiveCount: number;
+  logger: ServiceLogger;
+  metrics?: ServiceMetrics;
+  now?: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+  /** Re-read-and-replan rounds inside one invocation for transient faults the SDK does not retry. */
+  convergeRounds?: number;
+}
+
+export interface InboundMessage {
+  messageId: string;
+  body: string;
+  /** 1 on first delivery. */
+  receiveCount: number;
+  /** Epoch ms by which this message's work must be finished (invocation deadline minus a margin). */
+  deadline: number;
+  /** The FIFO message group, kept when the message is dead-lettered. */
+  groupId?: string;
+}
+
+export type MessageResult =
+  | { status: 'done'; audit: AuditRecord }
+  /** Return the message to the queue; the SDK and in-invocation retries are spent. */
+  | { status: 'retry'; error: AppError };
+
+const TERMINAL_BY_ACTION: Record<string, AuditOutcome> = {
+  grant: 'granted',
+  revoke: 'revoked',
+  expiry: 'expired',
+};
+
+export class GrantService {
+  private readonly now: () => Date;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+
+  constructor(private readonly deps: GrantServiceDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.random = deps.random ?? Math.random;
+  }
+
+  async handle(message: InboundMessage): Promise<MessageResult> {
+    const parsed = parseAccessRequest(message.body);
+    if (!parsed.ok) {
+      this.deps.metrics?.count('RequestsRejected');
+      return this.finish(message, {
+        requestId: parsed.partial.requestId ?? `invalid:${message.messageId}`,
+        outcome: 'rejected',
+        request: parsed.partial as Partial<AccessRequest>,
+        reason: parsed.reason,
+      });
+    }
+    const request = parsed.request;
+    const decision = decide(this.deps.policy, request, this.now());
+    if (!decision.allowed) {
+      this.deps.metrics?.count('RequestsRejected');
+      return this.finish(message, {
+        requestId: request.requestId,
+        outcome: 'rejected',
+        request,
+        reason: decision.reason,
+      });
+    }
+    const applied: AuditChange[] = [];
+    try {
+      const result = await this.converge(request, decision.expiresAt, message, applied);
+      return this.finish(message, { requestId: request.requestId, request, ...result, changes: applied });
+    } catch (err) {
+      return this.onError(err, request, message, applied);
+    }
+  }
+
+  private async converge(
+    request: AccessRequest,
+    expiresAt: string | undefined,
+    message: InboundMessage,
+    applied: AuditChange[],
+  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string }> {
+    const rounds = this.deps.convergeRounds ?? 3;
+    for (let round = 1; ; round++) {
+      try {
+        return await this.convergeOnce(request, expiresAt, message, applied);
+      } catch (err) {
+        const retryable = err instanceof TransientError;
+        const backoff = Math.min(2000, 100 * 2 ** round) * (0.5 + this.random() / 2);
+        if (!retryable || round >= rounds || Date.now() + backoff >= message.deadline) throw err;
+        this.deps.logger.warn('transient fault; re-reading and re-planning', {
+          requestId: request.requestId,
+          round,
+          code: err.code,
+          error: err.message,
+        });
+        await this.sleep(backoff);
+      }
+    }
+  }
+
+  private async convergeOnce(
+    request: AccessRequest,
+    expiresAt: string | undefined,
+    message: InboundMessage,
+    applied: AuditChange[],
+  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string }> {
+    const { clusterName, principalArn } = request;
+    const now = this.now();
+    const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
+    const record = await this.deps.ledger.load(clusterName, principalArn);
+    const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+
+    const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now);
+    const desired = computeDesired(record, now);
+    const plan = planChanges(current, desired);
+    for (const change of plan.changes) {
+      try {
+        await this.deps.eks.apply(clusterName, principalArn, change, signal);
+      } catch (err) {
+        applied.push(describeChange(change, 'failed'));
+        throw err;
+      }
+      applied.push(describeChange(change, 'applied'));
+    }
+    if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
+      await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant);
+    }
+    const source = request.source === 'expiry' ? 'expiry' : request.action;
+    const changedSomething = applied.some((c) => c.status === 'applied') || ledgerChange.ended;
+    return {
+      outcome: changedSomething ? (TERMINAL_BY_ACTION[source] ?? 'granted') : 'unchanged',
+      ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
+      ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
+    };
+  }
+
+  /**
+   * Applies the request to the ledger record (in place and in DynamoDB). Returns the
+   * grant concerned and whether a grant ended.
+   */
+  private async updateLedger(
+    request: AccessRequest,
+    expiresAt: string | undefined,
+    record: PrincipalRecord,
+    current: AccessState,
+    now: Date,
+  ): Promise<{ grant?: Grant; ended: boolean }> {
+    const { clusterName, principalArn } = request;
+    const ledger = this.deps.ledger;
+
+    // The reconciler asks only to converge EKS to what the ledger already says.
+    if (request.source === 'reconcile') return { ended: false };
+
+    if (request.action === 'grant') {
+      if (current.exists && (current.type ?? 'STANDARD') !== 'STANDARD' && request.accessPolicies?.length) {
+        throw new RejectionError(
+          'NOT_STANDARD_ENTRY',
+          `the access entry of ${principalArn} on ${clusterName} is of type ${current.type}; access policies apply only to STANDARD entries`,
+        );
+      }
+      if (request.username !== undefined && current.exists && current.username !== request.username) {
+        throw new RejectionError(
+          'USERNAME_CONFLICT',
+          `the access entry already maps ${principalArn} to username ${JSON.stringify(current.username)}; this system does not rename existing entries`,
+        );
+      }
+      if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
+        throw new RejectionError(
+          'ALREADY_EXPIRED',
+          `the grant would have expired at ${expiresAt}; nothing was applied`,
+        );
+      }
+      if (!record.baseline) {
+        // Captured once, before our first change: what expiry and revoke restore to.
+        const { tags: _ignored, ...baseline } = current;
+        record.baseline = await ledger.captureBaseline(clusterName, principalArn, baseline);
+      }
+      const existing = record.grants.find((g) => g.grantId === request.requestId);
+      if (!existing) {
+        const grant = grantFromRequest(request, expiresAt, now);
+        if (await ledger.insertGrant(clusterName, principalArn, grant)) {
+          record.grants.push(grant);
+          return { grant, ended: false };
+        }
+        throw new TransientError(
+          'LEDGER_CONFLICT',
+          `grant ${grant.grantId} appeared concurrently; re-reading`,
+        );
+      }
+      if (existing.status === 'failed') {
+        // An operator redrove a request that had failed: give it another go.
+        const revived: Grant = { ...existing, status: 'active', version: existing.version + 1 };
+        delete revived.endedAt;
+        await ledger.updateGrant(clusterName, principalArn, revived, existing.version);
+        Object.assign(existing, revived);
+      }
+      return { grant: existing, ended: false };
+    }
+
+    if (request.grantId !== undefined) {
+      const grant = record.grants.find((g) => g.grantId === request.grantId);
+      if (!grant) {
+        throw new RejectionError(
+          'GRANT_NOT_FOUND',
+          `no grant ${request.grantId} exists for ${principalArn} on ${clusterName}; nothing to ${request.source === 'expiry' ? 'expire' : 'revoke'}`,
+        );
+      }
+      if (grant.status !== 'active') return { grant, ended: false };
+      if (
+        request.source === 'expiry' &&
+        grant.expiresAt &&
+        Date.parse(grant.expiresAt) > now.getTime() + 60_000
+      ) {
+        this.deps.logger.warn('expiry arrived before the grant expires; ignoring it', {
+          grantId: grant.grantId,
+          expiresAt: grant.expiresAt,
+        });
+        return { grant, ended: false };
+      }
+      const ended = endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now);
+      await ledger.updateGrant(clusterName, principalArn, ended, grant.version);
+      Object.assign(grant, ended);
+      await this.deps.scheduler?.cancelExpiry(grant.grantId);
+      return { grant, ended: true };
+    }
+
+    // A revoke that names what to take away, across every grant of ours.
+    const changed = narrowGrants(record.grants, request, now);
+    for (const next of changed) {
+      const prev = record.grants.find((g) => g.grantId === next.grantId)!;
+      await ledger.updateGrant(clusterName, principalArn, next, prev.version);
+      Object.assign(prev, next);
+      if (next.status !== 'active') await this.deps.scheduler?.cancelExpiry(next.grantId);
+    }
+    return { ended: changed.length > 0 };
+  }
+
+  private async onError(
+    err: unknown,
+    request: AccessRequest,
+    message: InboundMessage,
+    applied: AuditChange[],
+  ): Promise<MessageResult> {
+    if (err instanceof RejectionError) {
+      this.deps.metrics?.count('RequestsRejected');
+      return this.finish(message, {
+        requestId: request.requestId,
+        outcome: 'rejected',
+        request,
+        reason: { code: err.code, message: err.message },
+        changes: applied,
+      });
+    }
+    const error =
+      err instanceof AppError
+        ? err
+        : new TransientError('UNEXPECTED', `${(err as Error)?.name}: ${(err as Error)?.message}`, {
+            cause: err,
+          });
+    const lastAttempt = message.receiveCount >= this.deps.maxReceiveCount;
+    if (error.retryable && !lastAttempt) {
+      this.deps.metrics?.count('RequestsRetried');
+      this.deps.logger.warn('request will be retried', {
+        requestId: request.requestId,
+        attempt: message.receiveCount,
+        maxReceiveCount: this.deps.maxReceiveCount,
+        code: error.code,
+        error: error.message,
+      });
+      return { status: 'retry', error };
+    }
+    // Terminal failure: take the grant out of the desired state and undo what this
+    // attempt half-applied, so nothing is left half-granted; then dead-letter the message.
+    const reason: Reason = {
+      code: error.code,
+      message:
+        lastAttempt && error.retryable
+          ? `gave up after ${message.receiveCount} attempts: ${error.message}`
+          : error.message,
+    };
+    await this.rollBack(request, message, applied);
+    this.deps.metrics?.count('RequestsFailed');
+    await this.deps.deadLetters.deadLetter(message, reason);
+    return this.finish(message, {
+      requestId: request.requestId,
+      outcome: 'failed',
+      request,
+      reason,
+      changes: applied,
+    });
+  }
+
+  private async rollBack(
+    request: AccessRequest,
+    message: InboundMessage,
+    applied: AuditChange[],
+  ): Promise<void> {
+    if (request.action !== 'grant') return;
+    const { clusterName, principalArn } = request;
+    try {
+      const record = await this.deps.ledger.load(clusterName, principalArn);
+      const grant = record.grants.find((g) => g.grantId === request.requestId);
+      if (!grant || grant.status !== 'active') return;
+      const failed = endGrant(grant, 'failed', this.now());
+      await this.deps.ledger.updateGrant(clusterName, principalArn, failed, grant.version);
+      Object.assign(grant, failed);
+      // Converge even if this attempt applied nothing: an earlier attempt may have.
+      const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
+      const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      const plan = planChanges(current, computeDesired(record, this.now()));
+      for (const change of plan.changes) {
+        await this.deps.eks.apply(clusterName, principalArn, change, signal);
+        applied.push(describeChange(change, 'applied'));
+      }
+    } catch (err) {
+      // The reconciler repairs what is left; the audit record lists what was applied.
+      this.deps.logger.error('rollback after a failed grant did not complete', {
+        requestId: request.requestId,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  private async finish(
+    message: InboundMessage,
+    input: {
+      requestId: string;
+      outcome: AuditOutcome;
+      request?: Partial<AccessRequest>;
+      reason?: Reason;
+      grantId?: string;
+      expiresAt?: string;
+      changes?: AuditChange[];
+    },
+  ): Promise<MessageResult> {
+    const record = buildAuditRecord(
+      {
+        ...input,
+        attempt: message.receiveCount,
+        at: this.now(),
+        attemptKey: `${message.messageId}:${message.receiveCount}`,
+      },
+      (s) => createHash('sha256').update(s).digest('hex').slice(0, 32),
+    );
+    try {
+      await this.deps.audit.publish(record);
+    } catch (err) {
+      // The record is in the log already; re-running the request would only produce a
+      // misleading `unchanged` record, so the message is still acknowledged.
+      this.deps.metrics?.count('AuditPublishFailed');
+      this.deps.logger.error('audit publish failed', {
+        requestId: input.requestId,
+        error: (err as Error).message,
+      });
+    }
+    this.deps.metrics?.count(`Outcome_${input.outcome}`);
+    return { status: 'done', audit: record };
+  }
+}

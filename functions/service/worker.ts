@@ -1,0 +1,141 @@
+/**
+ * The grant worker's wiring: clients → adapters → service → an SQS batch handler.
+ * Kept apart from the Lambda entry point so tests build it with loopback clients and
+ * an explicit config instead of module-level environment.
+ */
+import { readFileSync } from 'node:fs';
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EKSClient } from '@aws-sdk/client-eks';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { AuditBusAdapter } from '../adapters/audit-bus.js';
+import { EksAdapter } from '../adapters/eks.js';
+import { LedgerAdapter } from '../adapters/ledger.js';
+import { QueueAdapter } from '../adapters/queue.js';
+import type { WorkerConfig } from '../config.js';
+import { ConfigError } from '../core/errors.js';
+import { type GuardrailPolicy, validatePolicy } from '../core/policy.js';
+import {
+  type ExpiryScheduler,
+  GrantService,
+  type ServiceLogger,
+  type ServiceMetrics,
+} from './grant-service.js';
+
+export interface WorkerClients {
+  eks: EKSClient;
+  sqs: SQSClient;
+  dynamodb: DynamoDBClient;
+  eventbridge: EventBridgeClient;
+}
+
+export interface WorkerOptions {
+  config: WorkerConfig;
+  policy: GuardrailPolicy;
+  clients: WorkerClients;
+  logger: ServiceLogger;
+  metrics?: ServiceMetrics;
+  scheduler?: ExpiryScheduler;
+  now?: () => Date;
+  random?: () => number;
+  /** Observes every EKS call (API-efficiency figures, tests). */
+  onEksCall?: (operation: string) => void;
+}
+
+/** Standard SDK clients; endpoints come from AWS_ENDPOINT_URL_<SERVICE> when set (local mode). */
+export function defaultClients(config: WorkerConfig): WorkerClients {
+  return {
+    // The SDK's standard retry strategy: exponential backoff with jitter for throttling,
+    // 5xx and network faults. Our own retries sit above it (re-plan, then queue redelivery).
+    eks: new EKSClient({ region: config.region, maxAttempts: config.eksMaxAttempts, retryMode: 'standard' }),
+    sqs: new SQSClient({ region: config.region }),
+    dynamodb: new DynamoDBClient({ region: config.region }),
+    eventbridge: new EventBridgeClient({ region: config.region }),
+  };
+}
+
+export function loadPolicyFile(path: string): GuardrailPolicy {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(
+      `cannot read the guardrail policy at POLICY_PATH=${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return validatePolicy(raw);
+}
+
+export function createWorker(options: WorkerOptions) {
+  const { config, clients, logger } = options;
+  const queue = new QueueAdapter(clients.sqs);
+  const service = new GrantService({
+    eks: new EksAdapter(clients.eks, options.onEksCall),
+    ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
+    audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
+    deadLetters: {
+      deadLetter: (message, reason) =>
+        queue.sendToDlq(
+          config.dlqUrl,
+          message.body,
+          message.groupId ?? 'dead-letters',
+          message.messageId,
+          reason,
+        ),
+    },
+    policy: options.policy,
+    ...(options.scheduler && { scheduler: options.scheduler }),
+    maxReceiveCount: config.maxReceiveCount,
+    logger,
+    ...(options.metrics && { metrics: options.metrics }),
+    ...(options.now && { now: options.now }),
+    ...(options.random && { random: options.random }),
+  });
+  const random = options.random ?? Math.random;
+  const processor = new SqsFifoPartialProcessorAsync();
+
+  /** Exponential, capped, with jitter so a throttled burst does not come back in lockstep. */
+  function retryDelaySeconds(receiveCount: number): number {
+    const ceiling = Math.min(config.retryMaxSeconds, config.retryBaseSeconds * 2 ** (receiveCount - 1));
+    return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  }
+
+  return async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+    const recordHandler = async (record: SQSRecord) => {
+      const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? '1') || 1;
+      const result = await service.handle({
+        messageId: record.messageId,
+        body: record.body,
+        receiveCount,
+        deadline: Date.now() + context.getRemainingTimeInMillis() - config.deadlineMarginMs,
+        ...(record.attributes.MessageGroupId && { groupId: record.attributes.MessageGroupId }),
+      });
+      if (result.status === 'retry') {
+        const delay = retryDelaySeconds(receiveCount);
+        try {
+          await queue.setVisibility(config.requestQueueUrl, record.receiptHandle, delay);
+        } catch (err) {
+          // The message still comes back after the queue's own visibility timeout.
+          logger.warn('could not stretch the visibility timeout', {
+            messageId: record.messageId,
+            error: String(err),
+          });
+        }
+        throw result.error;
+      }
+      return result.audit.outcome;
+    };
+    return processPartialResponse(event, recordHandler, processor, {
+      context,
+      // FIFO: a failed message must not be overtaken by later messages of its group,
+      // but other principals (groups) in the batch carry on.
+      skipGroupOnError: true,
+      throwOnFullBatchFailure: false,
+    });
+  };
+}

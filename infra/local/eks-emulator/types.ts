@@ -1,0 +1,102 @@
+// Public types of the EKS access-entry emulator. The test or the local runner drives faults and
+// inspects state through these objects in-process, never over HTTP, so the wire stays pure EKS.
+
+export type AuthenticationMode = 'API' | 'API_AND_CONFIG_MAP' | 'CONFIG_MAP';
+
+export type AccessEntryType =
+  | 'STANDARD'
+  | 'EC2_LINUX'
+  | 'EC2_WINDOWS'
+  | 'FARGATE_LINUX'
+  | 'EC2'
+  | 'HYBRID_LINUX';
+
+export type EksOperation =
+  | 'CreateAccessEntry'
+  | 'DescribeAccessEntry'
+  | 'UpdateAccessEntry'
+  | 'DeleteAccessEntry'
+  | 'ListAccessEntries'
+  | 'AssociateAccessPolicy'
+  | 'DisassociateAccessPolicy'
+  | 'ListAssociatedAccessPolicies'
+  | 'ListAccessPolicies'
+  | 'DescribeCluster';
+
+export interface AccessScope {
+  type: 'cluster' | 'namespace';
+  namespaces?: string[];
+}
+
+export interface EksEmulatorOptions {
+  port?: number;
+  region?: string;
+  accountId?: string;
+  clusters?: Array<{ name: string; authenticationMode?: AuthenticationMode }>;
+  entryQuota?: number;
+}
+
+export interface FaultConfig {
+  /** Probability 0..1 of a ServerException 500; an operation's own rate wins over '*'. */
+  errorRate?: Partial<Record<EksOperation | '*', number>>;
+  /** Deterministic: the next `count` matching calls fail with `status`; entries are consumed in order. */
+  errorSequence?: Array<{ operation: EksOperation | '*'; status: 429 | 500 | 503; count: number }>;
+  /** Token bucket over all calls (it starts full); an empty bucket answers 429 ThrottlingException. */
+  throttle?: { ratePerSecond: number; burst: number };
+  latencyMs?: number | { min: number; max: number };
+  /** For this long after CreateAccessEntry, reads and writes on that entry answer 404 (eventual consistency). */
+  postCreateNotFoundMs?: number;
+  /** Injectable RNG for errorRate and latency ranges. */
+  random?: () => number;
+}
+
+export interface EksCall {
+  operation: EksOperation;
+  clusterName?: string;
+  principalArn?: string;
+  status: number;
+  /** Epoch milliseconds when the request arrived. */
+  at: number;
+}
+
+export interface SeedEntry {
+  principalArn: string;
+  type?: AccessEntryType;
+  kubernetesGroups?: string[];
+  username?: string;
+  tags?: Record<string, string>;
+  policies?: Array<{ policyArn: string; accessScope: AccessScope }>;
+}
+
+export interface EntrySnapshot {
+  principalArn: string;
+  type: AccessEntryType;
+  kubernetesGroups: string[];
+  username: string;
+  tags: Record<string, string>;
+  policies: Array<{
+    policyArn: string;
+    accessScope: { type: 'cluster' | 'namespace'; namespaces: string[] };
+  }>;
+}
+
+export interface EksEmulator {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  region: string;
+  close(): Promise<void>;
+  setFaults(f: FaultConfig): void;
+  clearFaults(): void;
+  /** Every HTTP call received for a known operation, including failed ones, in completion order. */
+  calls(): EksCall[];
+  resetCalls(): void;
+  addCluster(name: string, authenticationMode?: AuthenticationMode): void;
+  /** Bypasses faults, the quota and the eventual-consistency window; throws on a duplicate or bad input. */
+  seedEntry(cluster: string, entry: SeedEntry): void;
+  /** Entries sorted by principalArn, policies by policyArn, groups and namespaces sorted. */
+  snapshot(cluster: string): EntrySnapshot[];
+  /** Simulates deleting and recreating the IAM principal: same ARN, new principal id. */
+  recreatePrincipal(principalArn: string): void;
+  /** True when the entry was created for an earlier incarnation of the principal (it no longer works in EKS). */
+  isStale(cluster: string, principalArn: string): boolean;
+}

@@ -1,0 +1,207 @@
+/**
+ * A whole worker stack on loopback for integration tests: the EKS emulator, SQS FIFO
+ * queue + DLQ, dynalite ledger, EventBridge audit sink, and the real worker handler
+ * driven by the Lambda SQS event-source-mapping runner. Real SDK clients over HTTP.
+ */
+import { EKSClient } from '@aws-sdk/client-eks';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
+import { messageGroupId } from '../../functions/adapters/queue.js';
+import type { WorkerConfig } from '../../functions/config.js';
+import type { AuditRecord } from '../../functions/core/audit.js';
+import type { GuardrailPolicy } from '../../functions/core/policy.js';
+import type { AccessRequest } from '../../functions/core/types.js';
+import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
+import { createWorker } from '../../functions/service/worker.js';
+import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
+import { createSqsRunner } from '../../infra/local/lambda-runner.js';
+import { startLocalAws } from '../../infra/local/stack.js';
+import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
+
+export const REGION = 'us-east-1';
+export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+export interface LogLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+  extra: Record<string, unknown>[];
+}
+
+export function captureLogger(): ServiceLogger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const at =
+    (level: LogLine['level']) =>
+    (message: string, ...extra: Record<string, unknown>[]) =>
+      lines.push({ level, message, extra });
+  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+export interface HarnessOptions {
+  maxReceiveCount?: number;
+  visibilityTimeoutSeconds?: number;
+  policy?: GuardrailPolicy;
+  eksMaxAttempts?: number;
+  now?: () => Date;
+  scheduler?: ExpiryScheduler;
+  retryBaseSeconds?: number;
+}
+
+export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+export async function startHarness(opts: HarnessOptions = {}) {
+  const maxReceiveCount = opts.maxReceiveCount ?? 3;
+  const eks: EksEmulator = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
+  const aws = await startLocalAws({
+    queueName: 'requests',
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
+    maxReceiveCount,
+    tableName: 'grants',
+    tableDefinition: ledgerTableDefinition('grants'),
+  });
+  const policy = opts.policy ?? (await loadPolicyFile(EXAMPLE_POLICY_PATH));
+  const eksClient = new EKSClient({
+    region: REGION,
+    endpoint: eks.endpoint,
+    credentials: CREDENTIALS,
+    maxAttempts: opts.eksMaxAttempts ?? 4,
+  });
+  const config: WorkerConfig = {
+    region: REGION,
+    requestQueueUrl: aws.queueUrl,
+    dlqUrl: aws.dlqUrl,
+    ledgerTable: 'grants',
+    auditBusName: 'audit',
+    policyPath: EXAMPLE_POLICY_PATH,
+    maxReceiveCount,
+    eksMaxAttempts: opts.eksMaxAttempts ?? 4,
+    // Tests cannot wait minutes: retried messages come back after 0-1 s.
+    retryBaseSeconds: opts.retryBaseSeconds ?? 1,
+    retryMaxSeconds: 1,
+    deadlineMarginMs: 1000,
+  };
+  const logger = captureLogger();
+  const eksCalls: string[] = [];
+  const handler = createWorker({
+    config,
+    policy,
+    clients: { eks: eksClient, sqs: aws.sqs, dynamodb: aws.dynamodb, eventbridge: aws.eventbridge },
+    logger,
+    ...(opts.scheduler && { scheduler: opts.scheduler }),
+    ...(opts.now && { now: opts.now }),
+    onEksCall: (op) => eksCalls.push(op),
+  });
+  const runner = createSqsRunner({
+    sqs: aws.sqs,
+    queueUrl: aws.queueUrl,
+    queueArn: aws.queueArn,
+    handler,
+    batchSize: 10,
+    functionTimeoutMs: 30_000,
+  });
+
+  return {
+    eks,
+    aws,
+    config,
+    logger,
+    handler,
+    runner,
+    eksCalls,
+    /** Enqueues a request as an intake function would (group = hash of cluster+principal). */
+    async send(request: AccessRequest | Record<string, unknown>, body?: string) {
+      const r = request as Partial<AccessRequest>;
+      await aws.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: aws.queueUrl,
+          MessageBody: body ?? JSON.stringify(request),
+          MessageGroupId: messageGroupId(
+            String(r.clusterName ?? 'unknown'),
+            String(r.principalArn ?? 'unknown'),
+          ),
+          MessageDeduplicationId: `${String(r.requestId ?? 'x')}-${Math.random().toString(36).slice(2)}`,
+        }),
+      );
+    },
+    /** Processes until the queue is idle (including messages waiting out a visibility timeout). */
+    drain(maxMs = 30_000) {
+      return runner.runUntilIdle({ maxMs });
+    },
+    /** Invokes the handler directly with an SQS-shaped event (no queue involved). */
+    invoke(bodies: string[], receiveCount = 1): Promise<SQSBatchResponse> {
+      const event: SQSEvent = {
+        Records: bodies.map((body, i) => ({
+          messageId: `m-${i}-${Math.random().toString(36).slice(2)}`,
+          receiptHandle: `rh-${i}`,
+          body,
+          attributes: {
+            ApproximateReceiveCount: String(receiveCount),
+            SentTimestamp: String(Date.now()),
+            SenderId: 'AIDAEXAMPLE',
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+            MessageGroupId: `g-${i}`,
+            MessageDeduplicationId: `d-${i}`,
+            SequenceNumber: String(i),
+          },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: aws.queueArn,
+          awsRegion: REGION,
+        })),
+      };
+      return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
+    },
+    audits(): AuditRecord[] {
+      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+    },
+    auditsFor(requestId: string): AuditRecord[] {
+      return this.audits().filter((a) => a.requestId === requestId);
+    },
+    async dlqBodies(): Promise<string[]> {
+      const out: string[] = [];
+      for (;;) {
+        const r = await aws.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: aws.dlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }),
+        );
+        if (!r.Messages?.length) return out;
+        out.push(...r.Messages.map((m) => m.Body ?? ''));
+      }
+    },
+    async queueDepth(): Promise<number> {
+      const a = await aws.sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: aws.queueUrl,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      return (
+        Number(a.Attributes?.ApproximateNumberOfMessages ?? 0) +
+        Number(a.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+      );
+    },
+    async close() {
+      await runner.stop?.();
+      await aws.close();
+      await eks.close();
+    },
+  };
+}
+
+export function fakeContext(timeoutMs = 30_000): Context {
+  const start = Date.now();
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: 'grant-worker',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${REGION}:123456789012:function:grant-worker`,
+    memoryLimitInMB: '512',
+    awsRequestId: `req-${Math.random().toString(36).slice(2)}`,
+    logGroupName: '/aws/lambda/grant-worker',
+    logStreamName: 'test',
+    getRemainingTimeInMillis: () => Math.max(0, timeoutMs - (Date.now() - start)),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
