@@ -20,6 +20,8 @@ export interface WorkerConfig {
   retryMaxSeconds: number;
   /** Time kept back from the invocation deadline to report and hand back messages. */
   deadlineMarginMs: number;
+  /** Where expiry schedules are created and what they send to. */
+  scheduler: { groupName: string; roleArn: string; queueArn: string };
 }
 
 type Env = Record<string, string | undefined>;
@@ -37,6 +39,11 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     retryBaseSeconds: integer(env, 'RETRY_BASE_SECONDS', 10, 0, 43_200),
     retryMaxSeconds: integer(env, 'RETRY_MAX_SECONDS', 900, 0, 43_200),
     deadlineMarginMs: integer(env, 'DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+    scheduler: {
+      groupName: required(env, 'SCHEDULER_GROUP'),
+      roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
+      queueArn: required(env, 'REQUEST_QUEUE_ARN'),
+    },
   };
 }
 

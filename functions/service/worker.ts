@@ -8,12 +8,14 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambd
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { AuditBusAdapter } from '../adapters/audit-bus.js';
 import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
+import { SchedulerAdapter } from '../adapters/scheduler.js';
 import type { WorkerConfig } from '../config.js';
 import { ConfigError } from '../core/errors.js';
 import { type GuardrailPolicy, validatePolicy } from '../core/policy.js';
@@ -29,6 +31,7 @@ export interface WorkerClients {
   sqs: SQSClient;
   dynamodb: DynamoDBClient;
   eventbridge: EventBridgeClient;
+  scheduler: SchedulerClient;
 }
 
 export interface WorkerOptions {
@@ -37,6 +40,7 @@ export interface WorkerOptions {
   clients: WorkerClients;
   logger: ServiceLogger;
   metrics?: ServiceMetrics;
+  /** Defaults to EventBridge Scheduler with `config.scheduler`. */
   scheduler?: ExpiryScheduler;
   now?: () => Date;
   random?: () => number;
@@ -53,6 +57,7 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
     sqs: new SQSClient({ region: config.region }),
     dynamodb: new DynamoDBClient({ region: config.region }),
     eventbridge: new EventBridgeClient({ region: config.region }),
+    scheduler: new SchedulerClient({ region: config.region }),
   };
 }
 
@@ -89,7 +94,7 @@ export function createWorker(options: WorkerOptions) {
         ),
     },
     policy: options.policy,
-    ...(options.scheduler && { scheduler: options.scheduler }),
+    scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler),
     maxReceiveCount: config.maxReceiveCount,
     logger,
     ...(options.metrics && { metrics: options.metrics }),

@@ -79,13 +79,24 @@ export async function startHarness(opts: HarnessOptions = {}) {
     retryBaseSeconds: opts.retryBaseSeconds ?? 1,
     retryMaxSeconds: 1,
     deadlineMarginMs: 1000,
+    scheduler: {
+      groupName: 'default',
+      roleArn: 'arn:aws:iam::123456789012:role/scheduler',
+      queueArn: aws.queueArn,
+    },
   };
   const logger = captureLogger();
   const eksCalls: string[] = [];
   const handler = createWorker({
     config,
     policy,
-    clients: { eks: eksClient, sqs: aws.sqs, dynamodb: aws.dynamodb, eventbridge: aws.eventbridge },
+    clients: {
+      eks: eksClient,
+      sqs: aws.sqs,
+      dynamodb: aws.dynamodb,
+      eventbridge: aws.eventbridge,
+      scheduler: aws.scheduler,
+    },
     logger,
     ...(opts.scheduler && { scheduler: opts.scheduler }),
     ...(opts.now && { now: opts.now }),

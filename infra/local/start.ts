@@ -1,0 +1,199 @@
+/**
+ * `npm start`: the whole pipeline on loopback AWS, no account needed.
+ *
+ * Starts the EKS emulator (clusters dev and prod), SQS (FIFO queue + DLQ), dynalite
+ * (the grants ledger), an EventBridge sink (the audit log) and a Scheduler that really
+ * fires; imports the REAL Lambda entry point with AWS_ENDPOINT_URL_<SERVICE> pointing
+ * at loopback (nothing in functions/ knows it is local); enqueues every sample in
+ * events/requests/; processes until idle (waiting for short grants to expire); prints
+ * each request's outcome and the final access entries; exits 0.
+ *
+ * `npm start -- --serve` prints one JSON line of endpoints first, runs the samples, then
+ * keeps the stack and the worker up until SIGINT/SIGTERM.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
+import { messageGroupId } from '../../functions/adapters/queue.js';
+import type { AuditRecord } from '../../functions/core/audit.js';
+import { policyFileToJson } from '../policy-file.js';
+import { startEksEmulator } from './eks-emulator.js';
+import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
+import { renderEntries, renderOutcomes } from './report.js';
+import { startLocalAws } from './stack.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const STATE_DIR = join(ROOT, '.local');
+const SAMPLES_DIR = join(ROOT, 'events/requests');
+const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
+
+/** Access that existed before this system: expiry must restore exactly this. */
+const PRE_EXISTING = [
+  {
+    cluster: 'prod',
+    entry: {
+      principalArn: 'arn:aws:iam::111122223333:role/sre-alice',
+      kubernetesGroups: ['sre-oncall'],
+      policies: [
+        {
+          policyArn: 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy',
+          accessScope: { type: 'namespace' as const, namespaces: ['team-a'] },
+        },
+      ],
+    },
+  },
+];
+
+async function main(): Promise<void> {
+  const serve = process.argv.includes('--serve');
+  mkdirSync(STATE_DIR, { recursive: true });
+  const auditLog = join(STATE_DIR, 'audit.jsonl');
+  writeFileSync(auditLog, '');
+  const policyPath = join(STATE_DIR, 'policy.json');
+  writeFileSync(
+    policyPath,
+    await policyFileToJson(process.env.POLICY_FILE ?? join(ROOT, 'infra/policy.example.yaml')),
+  );
+
+  const eks = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
+  for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
+  const aws = await startLocalAws({
+    auditLogFile: auditLog,
+    queueName: 'requests',
+    visibilityTimeoutSeconds: 30,
+    maxReceiveCount: 5,
+    tableName: 'grants',
+    tableDefinition: ledgerTableDefinition('grants'),
+  });
+
+  if (serve) {
+    process.stdout.write(
+      `${JSON.stringify({
+        region: aws.env.AWS_REGION,
+        eksEndpoint: eks.endpoint,
+        sqsEndpoint: aws.endpoints.sqs,
+        dynamodbEndpoint: aws.endpoints.dynamodb,
+        schedulerEndpoint: aws.endpoints.scheduler,
+        eventBridgeEndpoint: aws.endpoints.eventbridge,
+        requestQueueUrl: aws.queueUrl,
+        dlqUrl: aws.dlqUrl,
+        auditLog,
+      })}\n`,
+    );
+  }
+
+  Object.assign(process.env, aws.env, {
+    AWS_ENDPOINT_URL_EKS: eks.endpoint,
+    REQUEST_QUEUE_URL: aws.queueUrl,
+    REQUEST_QUEUE_ARN: aws.queueArn,
+    DLQ_URL: aws.dlqUrl,
+    LEDGER_TABLE: 'grants',
+    AUDIT_BUS_NAME: 'eks-access-grants-audit',
+    POLICY_PATH: policyPath,
+    MAX_RECEIVE_COUNT: '5',
+    SCHEDULER_GROUP: 'default',
+    SCHEDULER_ROLE_ARN: 'arn:aws:iam::000000000000:role/local-scheduler',
+    RETRY_BASE_SECONDS: '1',
+    RETRY_MAX_SECONDS: '5',
+    // Keep stdout readable: audit records go to the audit log; warnings still show.
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+  });
+  // The real Lambda entry point, configured from the environment like in AWS.
+  const { handler } = (await import('../../functions/grant-worker.js')) as { handler: SqsHandler };
+  const runner = createSqsRunner({
+    sqs: aws.sqs,
+    queueUrl: aws.queueUrl,
+    queueArn: aws.queueArn,
+    handler,
+    batchSize: 10,
+    functionTimeoutMs: 30_000,
+    functionName: 'grant-worker',
+  });
+
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await runner.stop();
+    await aws.close();
+    await eks.close();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  const samples = readdirSync(SAMPLES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  for (const file of samples) {
+    const body = readFileSync(join(SAMPLES_DIR, file), 'utf8');
+    const fields = safeFields(body);
+    await aws.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: aws.queueUrl,
+        MessageBody: body,
+        MessageGroupId: messageGroupId(fields.clusterName ?? 'unknown', fields.principalArn ?? 'unknown'),
+        MessageDeduplicationId: fields.requestId ?? file.replace(/[^A-Za-z0-9]/g, '-'),
+      }),
+    );
+  }
+  console.log(`enqueued ${samples.length} sample requests from events/requests/`);
+
+  // Process until nothing is queued and no expiry due during this run is still to fire
+  // (short break-glass samples expire visibly; hour- and day-long grants stay pending).
+  const deadline = Date.now() + MAX_RUN_MS;
+  for (;;) {
+    await runner.runUntilIdle({ maxMs: Math.max(1000, deadline - Date.now()) });
+    const due = aws.schedulerEmulator
+      .schedules()
+      .map((s) => Date.parse(s.fireAt))
+      .filter((t) => t < deadline);
+    if (due.length === 0 || Date.now() > deadline) break;
+    const next = Math.min(...due);
+    console.log(
+      `waiting ${Math.max(0, Math.ceil((next - Date.now()) / 1000))}s for ${due.length} expiry schedule(s) to fire…`,
+    );
+    await new Promise((r) => setTimeout(r, Math.max(300, next - Date.now() + 500)));
+  }
+
+  const audits = aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+  console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
+  console.log(renderOutcomes(audits));
+  for (const cluster of ['dev', 'prod']) {
+    console.log(`\nAccess entries on cluster ${cluster}`);
+    console.log(renderEntries(eks.snapshot(cluster)));
+  }
+  const pending = aws.schedulerEmulator.schedules();
+  if (pending.length > 0) {
+    console.log(`\nExpiry schedules still pending (they fire after this run):`);
+    for (const s of pending) console.log(`  ${s.name} at ${s.fireAt}`);
+  }
+
+  if (serve) {
+    console.log('\nserving; send requests to requestQueueUrl; Ctrl-C to stop');
+    runner.start();
+    return;
+  }
+  await shutdown(0);
+}
+
+function safeFields(body: string): { requestId?: string; clusterName?: string; principalArn?: string } {
+  try {
+    const v = JSON.parse(body) as Record<string, unknown>;
+    const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+    return {
+      ...(s('requestId') && { requestId: s('requestId') }),
+      ...(s('clusterName') && { clusterName: s('clusterName') }),
+      ...(s('principalArn') && { principalArn: s('principalArn') }),
+    };
+  } catch {
+    return {};
+  }
+}
+
+main().catch((err) => {
+  console.error('local mode failed:', err);
+  process.exit(1);
+});
