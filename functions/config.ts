@@ -64,3 +64,40 @@ export function integer(env: Env, name: string, fallback: number, min: number, m
   }
   return n;
 }
+
+export interface ReconcilerConfig {
+  region: string;
+  requestQueueUrl: string;
+  /** Break-glass expiries go to the break-glass worker's queue; defaults to the requests queue. */
+  breakGlassQueueUrl: string;
+  ledgerTable: string;
+  auditBusName: string;
+  policyPath: string;
+  /** Off by default: drift is reported, and only repaired when an operator opts in. */
+  repairDrift: boolean;
+  concurrency: number;
+  eksMaxAttempts: number;
+}
+
+export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
+  const requestQueueUrl = required(env, 'REQUEST_QUEUE_URL');
+  return {
+    region: required(env, 'AWS_REGION'),
+    requestQueueUrl,
+    breakGlassQueueUrl: env.BREAK_GLASS_QUEUE_URL?.trim() || requestQueueUrl,
+    ledgerTable: required(env, 'LEDGER_TABLE'),
+    auditBusName: required(env, 'AUDIT_BUS_NAME'),
+    policyPath: required(env, 'POLICY_PATH'),
+    repairDrift: boolean(env, 'DRIFT_REPAIR', false),
+    concurrency: integer(env, 'RECONCILE_CONCURRENCY', 16, 1, 128),
+    eksMaxAttempts: integer(env, 'EKS_MAX_ATTEMPTS', 4, 1, 20),
+  };
+}
+
+export function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigError(`environment variable ${name}=${JSON.stringify(env[name])} must be true or false`);
+}

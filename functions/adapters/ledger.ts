@@ -65,6 +65,8 @@ export interface ExpiredGrantRef {
   principalArn: string;
   grantId: string;
   expiresAt: string;
+  /** Break-glass expiries go back to the break-glass queue. */
+  source: Grant['source'];
 }
 
 export class LedgerAdapter {
@@ -167,6 +169,7 @@ export class LedgerAdapter {
           principalArn: item.principalArn?.S ?? '',
           grantId: g.grantId,
           expiresAt: g.expiresAt,
+          source: g.source,
         });
         if (out.length >= limit) return out;
       }

@@ -34,17 +34,17 @@ export function scheduleName(grantId: string): string {
 
 /** The expiry request a schedule delivers; deterministic so replays deduplicate. */
 export function expiryRequest(
-  request: Pick<AccessRequest, 'clusterName' | 'principalArn'>,
-  grant: Grant,
+  target: Pick<AccessRequest, 'clusterName' | 'principalArn'>,
+  grantId: string,
 ): AccessRequest {
   return {
     schemaVersion: 1,
-    requestId: scheduleName(grant.grantId),
+    requestId: scheduleName(grantId),
     action: 'revoke',
     source: 'expiry',
-    clusterName: request.clusterName,
-    principalArn: request.principalArn,
-    grantId: grant.grantId,
+    clusterName: target.clusterName,
+    principalArn: target.principalArn,
+    grantId,
   };
 }
 
@@ -79,7 +79,7 @@ export class SchedulerAdapter implements ExpiryScheduler {
           Target: {
             Arn: this.target.queueArn,
             RoleArn: this.target.roleArn,
-            Input: JSON.stringify(expiryRequest(request, grant)),
+            Input: JSON.stringify(expiryRequest(request, grant.grantId)),
             SqsParameters: { MessageGroupId: messageGroupId(request.clusterName, request.principalArn) },
           },
         }),

@@ -20,8 +20,8 @@ export interface AuditChange {
   policyArn?: string;
   before: unknown;
   after: unknown;
-  /** `failed` when EKS refused the call; the record's reason says why. */
-  status: 'applied' | 'failed';
+  /** `failed` when EKS refused the call (the record's reason says why); `planned` in drift reports. */
+  status: 'applied' | 'failed' | 'planned';
 }
 
 export interface AuditRecord {

@@ -66,3 +66,25 @@ function sameSet(a: string[], b: string[]): boolean {
   const x = new Set(a);
   return x.size === new Set(b).size && b.every((v) => x.has(v));
 }
+
+/**
+ * A role deleted and recreated with the same ARN gets a new role id; its old access
+ * entry silently stops working. Delete it and create it again with the same access
+ * (plus whatever the ledger now wants), keeping its tags, so ownership is unchanged.
+ */
+export function planRecreate(current: AccessState, desired: DesiredAccess): Plan {
+  if (!current.exists || (current.type ?? 'STANDARD') !== 'STANDARD') return planChanges(current, desired);
+  const after = desiredState(current, desired);
+  const changes: EksChange[] = [{ op: 'DeleteAccessEntry', before: current }];
+  if (!after.exists) return { changes, after };
+  changes.push({
+    op: 'CreateAccessEntry',
+    kubernetesGroups: after.kubernetesGroups,
+    ...(current.username !== undefined && { username: current.username }),
+    tags: current.tags ?? {},
+  });
+  for (const p of after.policies) {
+    changes.push({ op: 'AssociateAccessPolicy', policyArn: p.policyArn, accessScope: p.accessScope });
+  }
+  return { changes, after };
+}

@@ -25,7 +25,7 @@ import {
   narrowGrants,
   type PrincipalRecord,
 } from '../core/ledger.js';
-import { planChanges } from '../core/plan.js';
+import { planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { parseAccessRequest } from '../core/request.js';
 import type { AccessRequest, AccessState, Reason } from '../core/types.js';
@@ -177,7 +177,12 @@ export class GrantService {
 
     const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now);
     const desired = computeDesired(record, now);
-    const plan = planChanges(current, desired);
+    // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
+    // role. Recreate once, when the grant is first recorded; replays converge normally.
+    const plan =
+      request.principalRecreated && ledgerChange.inserted
+        ? planRecreate(current, desired)
+        : planChanges(current, desired);
     for (const change of plan.changes) {
       try {
         await this.deps.eks.apply(clusterName, principalArn, change, signal);
@@ -209,7 +214,7 @@ export class GrantService {
     record: PrincipalRecord,
     current: AccessState,
     now: Date,
-  ): Promise<{ grant?: Grant; ended: boolean }> {
+  ): Promise<{ grant?: Grant; ended: boolean; inserted?: boolean }> {
     const { clusterName, principalArn } = request;
     const ledger = this.deps.ledger;
 
@@ -245,7 +250,7 @@ export class GrantService {
         const grant = grantFromRequest(request, expiresAt, now);
         if (await ledger.insertGrant(clusterName, principalArn, grant)) {
           record.grants.push(grant);
-          return { grant, ended: false };
+          return { grant, ended: false, inserted: true };
         }
         throw new TransientError(
           'LEDGER_CONFLICT',

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { computeDesired } from '../../functions/core/desired.js';
 import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
-import { planChanges } from '../../functions/core/plan.js';
+import { planChanges, planRecreate } from '../../functions/core/plan.js';
 import { type AccessState, MANAGED_TAG_KEY } from '../../functions/core/types.js';
 
 const VIEW = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy';
@@ -250,5 +250,37 @@ describe('planChanges', () => {
     const baseline: AccessState = { exists: true, type: 'STANDARD', kubernetesGroups: ['x'], policies: [] };
     const p = plan(absent, record(baseline, [grant('g1', { status: 'expired', kubernetesGroups: ['r'] })]));
     expect(p.changes).toEqual([]);
+  });
+
+  test('recreates a stale entry of a recreated role with the same access, groups, username and tags', () => {
+    const current: AccessState = {
+      exists: true,
+      type: 'STANDARD',
+      kubernetesGroups: ['theirs'],
+      username: 'u',
+      policies: [{ policyArn: EDIT, accessScope: ns('x') }],
+      tags: { owner: 'platform' },
+    };
+    const p = planRecreate(
+      current,
+      computeDesired(
+        record(current, [grant('g1', { policies: [{ policyArn: VIEW, accessScope: ns('a') }] })]),
+        NOW,
+      ),
+    );
+    expect(p.changes).toEqual([
+      { op: 'DeleteAccessEntry', before: current },
+      { op: 'CreateAccessEntry', kubernetesGroups: ['theirs'], username: 'u', tags: { owner: 'platform' } },
+      { op: 'AssociateAccessPolicy', policyArn: EDIT, accessScope: ns('x') },
+      { op: 'AssociateAccessPolicy', policyArn: VIEW, accessScope: ns('a') },
+    ]);
+  });
+
+  test('plans a plain create when a recreated role has no stale entry', () => {
+    const p = planRecreate(
+      absent,
+      computeDesired(record(absent, [grant('g1', { kubernetesGroups: ['r'] })]), NOW),
+    );
+    expect(p.changes.map((c) => c.op)).toEqual(['CreateAccessEntry']);
   });
 });

@@ -1,0 +1,29 @@
+/**
+ * Lambda entry point, scheduled every 5 minutes: the expiry safety net and drift report.
+ * See functions/service/reconciler.ts.
+ */
+
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { loadReconcilerConfig } from './config.js';
+import { countMetric, logger, metrics, tracer } from './observability.js';
+import { createReconciler } from './service/reconciler-wiring.js';
+
+const config = loadReconcilerConfig();
+const run = createReconciler(config, logger, tracer);
+
+export const handler = middy(async (_event: unknown, context: Context) => {
+  // Leave 10 s to publish the report; the next run picks up whatever is left.
+  const report = await run(() => Date.now() + context.getRemainingTimeInMillis() - 10_000);
+  for (const [name, value] of Object.entries(report)) {
+    if (typeof value === 'number') countMetric.count(`Reconcile_${name}`, value);
+  }
+  logger.info('reconcile finished', { report });
+  return report;
+})
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

@@ -1,0 +1,51 @@
+/** Clients → adapters → reconcile(), built once per cold start. */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EKSClient } from '@aws-sdk/client-eks';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { AuditBusAdapter } from '../adapters/audit-bus.js';
+import { EksAdapter } from '../adapters/eks.js';
+import { LedgerAdapter } from '../adapters/ledger.js';
+import { QueueAdapter } from '../adapters/queue.js';
+import type { ReconcilerConfig } from '../config.js';
+import type { ServiceLogger } from './grant-service.js';
+import { type ReconcileReport, reconcile } from './reconciler.js';
+import { loadPolicyFile } from './worker.js';
+
+export interface ReconcilerClients {
+  eks: EKSClient;
+  sqs: SQSClient;
+  dynamodb: DynamoDBClient;
+  eventbridge: EventBridgeClient;
+}
+
+export function createReconciler(
+  config: ReconcilerConfig,
+  logger: ServiceLogger,
+  tracer?: { captureAWSv3Client<T>(client: T): T },
+  clients: ReconcilerClients = {
+    eks: new EKSClient({ region: config.region, maxAttempts: config.eksMaxAttempts, retryMode: 'standard' }),
+    sqs: new SQSClient({ region: config.region }),
+    dynamodb: new DynamoDBClient({ region: config.region }),
+    eventbridge: new EventBridgeClient({ region: config.region }),
+  },
+  now?: () => Date,
+): (deadline?: () => number) => Promise<ReconcileReport> {
+  if (tracer) for (const c of Object.values(clients)) tracer.captureAWSv3Client(c);
+  const policy = loadPolicyFile(config.policyPath);
+  const queue = new QueueAdapter(clients.sqs);
+  const deps = {
+    ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
+    eks: new EksAdapter(clients.eks),
+    audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
+    enqueue: (request: Parameters<QueueAdapter['enqueue']>[1], breakGlass: boolean) =>
+      queue.enqueue(breakGlass ? config.breakGlassQueueUrl : config.requestQueueUrl, request),
+    // Only clusters named in the policy: nothing else is ours to look at.
+    clusters: Object.keys(policy.clusters),
+    repairDrift: config.repairDrift,
+    concurrency: config.concurrency,
+    logger,
+    ...(now && { now }),
+  };
+  return (deadline) => reconcile({ ...deps, ...(deadline && { deadline }) });
+}
