@@ -4,10 +4,12 @@
  * disk still equal what this produces. To publish another contract, add one entry here.
  */
 import { fileURLToPath } from 'node:url';
+import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import { accessRequestJsonSchema } from '../../functions/core/request.js';
 
 export const schemas: Readonly<Record<string, object>> = {
   'access-request.v1': accessRequestJsonSchema(),
+  'audit-record.v1': auditRecordJsonSchema(),
 };
 
 export const SCHEMAS_DIR = fileURLToPath(new URL('../../events/schemas/', import.meta.url));

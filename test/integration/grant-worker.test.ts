@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import { validatePolicy } from '../../functions/core/policy.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { EDIT, fixture, fixtureBody, ns, VIEW } from '../helpers/fixtures.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
+import { accepts } from '../helpers/json-schema.js';
 
 const WRITES = new Set([
   'CreateAccessEntry',
@@ -20,6 +22,8 @@ describe('grant worker against the EKS emulator over HTTP', () => {
     h = await startHarness();
   });
   afterEach(async () => {
+    // Whatever happened, every record published is a valid AuditRecord v1.
+    for (const record of h.audits()) expect(accepts(auditRecordJsonSchema(), record)).toBe(true);
     await h.close();
   });
 

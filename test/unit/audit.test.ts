@@ -1,0 +1,91 @@
+import { describe, expect, test } from 'vitest';
+import { buildAuditRecord, describeChange } from '../../functions/core/audit.js';
+import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
+import { fixture, ns, VIEW } from '../helpers/fixtures.js';
+import { accepts } from '../helpers/json-schema.js';
+
+const hash = (s: string) => Buffer.from(s).toString('hex').padEnd(32, '0').slice(0, 32);
+const at = new Date('2026-11-21T12:00:00Z');
+
+describe('AuditRecord v1', () => {
+  const schema = auditRecordJsonSchema();
+
+  test('a granted record with changes conforms to the published schema', () => {
+    const record = buildAuditRecord(
+      {
+        requestId: 'r1',
+        outcome: 'granted',
+        attempt: 1,
+        at,
+        attemptKey: 'm1:1',
+        request: fixture('dev-view-grant'),
+        grantId: 'r1',
+        expiresAt: '2026-11-21T20:00:00.000Z',
+        changes: [
+          describeChange({ op: 'CreateAccessEntry', kubernetesGroups: ['g'], tags: {} }, 'applied'),
+          describeChange({ op: 'AssociateAccessPolicy', policyArn: VIEW, accessScope: ns('a') }, 'applied'),
+        ],
+      },
+      hash,
+    );
+    expect(accepts(schema, record)).toBe(true);
+  });
+
+  test('a rejected record of an unparseable body conforms and carries its reason', () => {
+    const record = buildAuditRecord(
+      {
+        requestId: 'invalid:m2',
+        outcome: 'rejected',
+        attempt: 1,
+        at,
+        attemptKey: 'm2:1',
+        reason: { code: 'MALFORMED_JSON', message: 'not JSON' },
+      },
+      hash,
+    );
+    expect(accepts(schema, record)).toBe(true);
+    expect(record.reason?.code).toBe('MALFORMED_JSON');
+  });
+
+  test('marks break-glass records high severity so a bus rule can page', () => {
+    const record = buildAuditRecord(
+      {
+        requestId: 'bg',
+        outcome: 'granted',
+        attempt: 1,
+        at,
+        attemptKey: 'k',
+        request: fixture('prod-break-glass'),
+      },
+      hash,
+    );
+    expect(record.severity).toBe('high');
+    expect(record.incidentId).toBe('INC-4242');
+  });
+
+  test('the schema refuses an unknown outcome and an unknown field', () => {
+    const ok = buildAuditRecord(
+      { requestId: 'r', outcome: 'unchanged', attempt: 1, at, attemptKey: 'k' },
+      hash,
+    );
+    expect(accepts(schema, { ...ok, outcome: 'maybe' })).toBe(false);
+    expect(accepts(schema, { ...ok, extra: 1 })).toBe(false);
+  });
+
+  test('gives the same auditId to the same request attempt and a new one to the next attempt', () => {
+    const a = buildAuditRecord(
+      { requestId: 'r', outcome: 'failed', attempt: 1, at, attemptKey: 'm:1' },
+      hash,
+    );
+    const b = buildAuditRecord(
+      { requestId: 'r', outcome: 'failed', attempt: 1, at, attemptKey: 'm:1' },
+      hash,
+    );
+    const c = buildAuditRecord(
+      { requestId: 'r', outcome: 'failed', attempt: 2, at, attemptKey: 'm:2' },
+      hash,
+    );
+    expect(a.auditId).toBe(b.auditId);
+    expect(a.auditId).not.toBe(c.auditId);
+  });
+});
