@@ -1,0 +1,84 @@
+/**
+ * Local osls plugin (plain ESM, because osls loads plugins with require/import, not through tsx):
+ *
+ * 1. Builds the function artifacts (infra/scripts/build.ts) right before osls packages, for
+ *    `osls package`, `osls deploy` and `osls deploy function`, so nobody can deploy a stale or
+ *    missing `.serverless-build/<fn>.zip`.
+ * 2. Adds the `${eksArns:...}` variables: the `clusters` param as IAM resource ARNs. CloudFormation
+ *    cannot map over a list (Fn::Join and Fn::Split take only literal delimiters) and the account id
+ *    is unknown offline, so each ARN is an Fn::Sub over the pseudo parameters.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tsImport } from 'tsx/esm/api';
+
+/** EKS cluster name rules (CreateCluster): 1-100 characters. */
+const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
+
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders, filled in by CloudFormation.
+const ARN_PREFIX = 'arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}';
+
+export default class EksAccessGrantsPlugin {
+  constructor(serverless, options, { log }) {
+    this.serverless = serverless;
+    this.log = log;
+    const fail = (message) => new serverless.classes.Error(message, 'EKS_ACCESS_GRANTS_CONFIG');
+
+    this.configurationVariablesSources = {
+      eksArns: {
+        async resolve({ address, resolveVariable }) {
+          const clusters = parseClusters(await resolveVariable('self:custom.clusters'), fail);
+          const clusterArns = clusters.map((name) => ({ 'Fn::Sub': `${ARN_PREFIX}:cluster/${name}` }));
+          // Access entry ARN: access-entry/<cluster>/<type>/<account>/<name>/<uuid>.
+          const entryArns = clusters.map((name) => ({ 'Fn::Sub': `${ARN_PREFIX}:access-entry/${name}/*` }));
+          if (address === 'clusters') return { value: clusterArns };
+          if (address === 'accessEntries') return { value: entryArns };
+          if (address === 'clustersAndAccessEntries') return { value: [...clusterArns, ...entryArns] };
+          throw fail(
+            `\${eksArns:${address}}: use eksArns:clusters, eksArns:accessEntries or eksArns:clustersAndAccessEntries`,
+          );
+        },
+      },
+    };
+
+    this.hooks = {
+      'before:package:createDeploymentArtifacts': () => this.build(serverless.service.getAllFunctions()),
+      'before:package:function:package': () => this.build([options.function]),
+    };
+  }
+
+  async build(functions) {
+    const { buildArtifacts, formatReport, policyFileFrom } = await tsImport('./build.ts', import.meta.url);
+    // Where serverless.yml's package.artifact paths point.
+    const outDir = join(this.serverless.serviceDir, '.serverless-build');
+    const policyFile = policyFileFrom();
+    const artifacts = await buildArtifacts(outDir, { functions, policyFile });
+    await writeFile(join(outDir, 'manifest.json'), `${JSON.stringify({ policyFile, artifacts }, null, 2)}\n`);
+    this.log.notice(`Bundled with policy ${policyFile}:\n${formatReport(artifacts)}`);
+
+    const first = artifacts[0];
+    if (!first) return;
+    const policy = JSON.parse(await readFile(join(first.dir, 'policy.json'), 'utf8'));
+    const allowed = new Set(parseClusters(this.serverless.service.custom?.clusters, (m) => new Error(m)));
+    const uncovered = Object.keys(policy.clusters ?? {}).filter((name) => !allowed.has(name));
+    if (uncovered.length > 0) {
+      // A warning, not an error: one policy file may serve several stages.
+      this.log.warning(
+        `The guardrail policy names clusters outside the \`clusters\` param (${uncovered.join(', ')}): ` +
+          'the workers have no IAM permission there, so requests for them will fail with AccessDenied.',
+      );
+    }
+  }
+}
+
+/** `a,b` (the --param form) or a YAML list → validated, de-duplicated names. */
+function parseClusters(raw, fail) {
+  const list = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : [];
+  const names = [...new Set(list.map((name) => name.trim()).filter(Boolean))];
+  if (names.length === 0) {
+    throw fail('Set the EKS clusters this stage manages: --param="clusters=<name>[,<name>...]"');
+  }
+  const bad = names.filter((name) => !CLUSTER_NAME.test(name));
+  if (bad.length > 0) throw fail(`Not valid EKS cluster names in the clusters param: ${bad.join(', ')}`);
+  return names;
+}
