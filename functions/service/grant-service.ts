@@ -25,7 +25,7 @@ import {
   narrowGrants,
   type PrincipalRecord,
 } from '../core/ledger.js';
-import { planChanges, planRecreate } from '../core/plan.js';
+import { type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { parseAccessRequest } from '../core/request.js';
 import type { AccessRequest, AccessState, Reason } from '../core/types.js';
@@ -172,25 +172,34 @@ export class GrantService {
     const { clusterName, principalArn } = request;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-    const record = await this.deps.ledger.load(clusterName, principalArn);
+    let record = await this.deps.ledger.load(clusterName, principalArn);
     const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
 
     const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now);
-    const desired = computeDesired(record, now);
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
+    const desired = computeDesired(record, now);
     const plan =
       request.principalRecreated && ledgerChange.inserted
         ? planRecreate(current, desired)
         : planChanges(current, desired);
-    for (const change of plan.changes) {
-      try {
-        await this.deps.eks.apply(clusterName, principalArn, change, signal);
-      } catch (err) {
-        applied.push(describeChange(change, 'failed'));
-        throw err;
-      }
-      applied.push(describeChange(change, 'applied'));
+    await this.applyAll(request, plan.changes, applied, signal);
+
+    // The break-glass worker has its own FIFO queue, so it can work on this principal at
+    // the same time as the standard worker. If the ledger moved while we applied, our
+    // plan may have undone the other worker's change: converge again from the new ledger.
+    for (let extra = 0; extra < 2; extra++) {
+      const latest = await this.deps.ledger.load(clusterName, principalArn);
+      if (fingerprint(latest) === fingerprint(record)) break;
+      this.deps.logger.info(
+        'ledger changed while applying (another worker on this principal); converging again',
+        {
+          requestId: request.requestId,
+        },
+      );
+      record = latest;
+      const again = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      await this.applyAll(request, planChanges(again, computeDesired(record, now)).changes, applied, signal);
     }
     if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
       await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant);
@@ -202,6 +211,23 @@ export class GrantService {
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
+  }
+
+  private async applyAll(
+    request: AccessRequest,
+    changes: EksChange[],
+    applied: AuditChange[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (const change of changes) {
+      try {
+        await this.deps.eks.apply(request.clusterName, request.principalArn, change, signal);
+      } catch (err) {
+        applied.push(describeChange(change, 'failed'));
+        throw err;
+      }
+      applied.push(describeChange(change, 'applied'));
+    }
   }
 
   /**
@@ -426,4 +452,12 @@ export class GrantService {
     this.deps.metrics?.count(`Outcome_${input.outcome}`);
     return { status: 'done', audit: record };
   }
+}
+
+/** What a converge depends on: the baseline and each grant's version and status. */
+function fingerprint(record: PrincipalRecord): string {
+  const grants = [...record.grants]
+    .sort((a, b) => a.grantId.localeCompare(b.grantId))
+    .map((g) => `${g.grantId}@${g.version}:${g.status}`);
+  return JSON.stringify([record.baseline ?? null, grants]);
 }
