@@ -66,8 +66,39 @@ export interface SourceRule {
   readonly requireIncidentId: boolean;
 }
 
+/**
+ * Role mappings: how an IAM role's tags and path turn into access on one cluster when CloudTrail reports
+ * CreateRole, TagRole or UntagRole. What they produce is an `iam-role-created` request, which `decide`
+ * still checks against that cluster's iam-role-created rule: a mapping never bypasses the guardrails.
+ */
+export interface RoleTagMapping {
+  /** IAM tag key, e.g. `eks-access/dev`. IAM treats tag keys case-insensitively, and so do we. */
+  readonly key: string;
+  /**
+   * Level name (lower case) → policy ARN. The tag value is `<level>` (cluster scope) or
+   * `<level>:<namespace> <namespace>...`; IAM tag values cannot hold commas, so namespaces are separated
+   * by spaces, `/` or `+`.
+   */
+  readonly levels: Readonly<Record<string, string>>;
+}
+
+export interface RolePathMapping {
+  /** IAM path prefix, starting and ending with `/`, e.g. `/eks/dev/view/`. */
+  readonly prefix: string;
+  readonly policyArn: string;
+  /** Absent: the policy applies at cluster scope. */
+  readonly namespaces?: readonly string[];
+}
+
+export interface RoleMappings {
+  readonly tags: readonly RoleTagMapping[];
+  readonly paths: readonly RolePathMapping[];
+}
+
 export interface ClusterPolicy {
   readonly rules: Readonly<Partial<Record<GrantingSource, SourceRule>>>;
+  /** Absent: CloudTrail IAM events grant nothing on this cluster (DeleteRole still revokes). */
+  readonly roleMappings?: RoleMappings;
 }
 
 export interface GuardrailPolicy {
@@ -84,7 +115,10 @@ export type Decision =
 // ---------------------------------------------------------------------------------------------------------
 
 const TOP_KEYS = ['version', 'clusters'] as const;
-const CLUSTER_KEYS = ['rules'] as const;
+const CLUSTER_KEYS = ['rules', 'roleMappings'] as const;
+const ROLE_MAPPING_KEYS = ['tags', 'paths'] as const;
+const TAG_MAPPING_KEYS = ['key', 'levels'] as const;
+const PATH_MAPPING_KEYS = ['prefix', 'policy', 'namespaces'] as const;
 const RULE_KEYS = [
   'allowedPolicies',
   'scopeTypes',
@@ -103,6 +137,13 @@ const SCOPE_TYPES: readonly ScopeType[] = ['cluster', 'namespace'];
 const CLUSTER_NAME_RE = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 const ACCOUNT_RE = /^\d{12}$/;
 const NAMESPACE_PATTERN_RE = /^[a-z0-9*-]{1,63}$/;
+/** What IAM accepts in a tag key; `aws:` keys are reserved for AWS. */
+const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
+const LEVEL_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** IAM paths: `/`, or `/`-delimited segments of printable ASCII, at most 512 characters. */
+const IAM_PATH_RE = /^\/(?:[\x21-\x2E\x30-\x7E]+\/)*$/;
+/** A namespace a mapping names: a DNS-1123 label, or a prefix ending in `*` as in requests. */
+const MAPPED_NAMESPACE_RE = /^(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?|[a-z0-9][-a-z0-9]{0,61}\*)$/;
 
 /**
  * Validates the raw policy document and returns its normalized, deeply frozen form.
@@ -175,7 +216,167 @@ function readCluster(raw: unknown, path: string, issues: string[]): ClusterPolic
       issues.push(`${rulePath}: unknown source; rules apply to ${GRANTING_SOURCES.join(', ')}`);
     }
   }
-  return { rules: lookupTable(rules) };
+  const table = lookupTable(rules);
+  if (raw.roleMappings === undefined) return { rules: table };
+  const roleMappings = readRoleMappings(
+    raw.roleMappings,
+    join(path, 'roleMappings'),
+    table,
+    rulesPath,
+    issues,
+  );
+  return roleMappings ? { rules: table, roleMappings } : { rules: table };
+}
+
+function readRoleMappings(
+  raw: unknown,
+  path: string,
+  rules: Partial<Record<GrantingSource, SourceRule>>,
+  rulesPath: string,
+  issues: string[],
+): RoleMappings | undefined {
+  if (!isRecord(raw)) {
+    issues.push(`${path}: must be a mapping with tags and/or paths; got ${show(raw)}`);
+    return undefined;
+  }
+  const before = issues.length;
+  checkKeys(raw, ROLE_MAPPING_KEYS, path, issues);
+  const rule = own(rules, 'iam-role-created');
+  const rulePath = join(rulesPath, 'iam-role-created');
+  if (!(raw.tags === undefined && raw.paths === undefined) && !Object.hasOwn(rules, 'iam-role-created')) {
+    // A rule that failed to read was reported already; only a missing one is news.
+    issues.push(`${path}: needs ${rulePath}, which decides every grant a role mapping makes`);
+  }
+  const tags =
+    readList(raw.tags, join(path, 'tags'), issues, (v, p) => readTagMapping(v, p, rule, rulePath, issues)) ??
+    [];
+  const seen = new Set<string>();
+  tags.forEach((t, i) => {
+    const key = t.key.toLowerCase();
+    if (seen.has(key))
+      issues.push(
+        `${join(path, 'tags')}[${i}].key: ${show(t.key)} is listed twice (IAM tag keys ignore case)`,
+      );
+    seen.add(key);
+  });
+  const paths =
+    readList(raw.paths, join(path, 'paths'), issues, (v, p) =>
+      readPathMapping(v, p, rule, rulePath, issues),
+    ) ?? [];
+  if (issues.length > before) return undefined;
+  return { tags, paths };
+}
+
+function readTagMapping(
+  raw: unknown,
+  path: string,
+  rule: SourceRule | undefined,
+  rulePath: string,
+  issues: string[],
+): RoleTagMapping | undefined {
+  if (!isRecord(raw)) return fail(issues, path, `must be a mapping { key, levels }; got ${show(raw)}`);
+  const before = issues.length;
+  checkKeys(raw, TAG_MAPPING_KEYS, path, issues);
+  const key = raw.key;
+  if (typeof key !== 'string' || !TAG_KEY_RE.test(key)) {
+    issues.push(
+      `${join(path, 'key')}: ${show(key)} is not an IAM tag key (1–128 letters, digits, spaces, _ . : / = + - @)`,
+    );
+  } else if (key.toLowerCase().startsWith('aws:')) {
+    issues.push(`${join(path, 'key')}: ${show(key)} uses the aws: prefix, which AWS reserves`);
+  }
+  const levels: [string, string][] = [];
+  const levelsPath = join(path, 'levels');
+  if (!isRecord(raw.levels) || Object.keys(raw.levels).length === 0) {
+    issues.push(
+      `${levelsPath}: must map at least one level name to an access policy, e.g. { view: AmazonEKSViewPolicy }`,
+    );
+  } else {
+    for (const [level, value] of Object.entries(raw.levels)) {
+      const at = join(levelsPath, level);
+      if (!LEVEL_RE.test(level)) {
+        issues.push(`${at}: level names are lower-case letters, digits, _ and -, at most 32 characters`);
+        continue;
+      }
+      const policyArn = readPolicyArn(value, at, issues);
+      if (policyArn === undefined) continue;
+      checkMappedPolicy(policyArn, at, rule, rulePath, issues);
+      levels.push([level, policyArn]);
+    }
+  }
+  if (issues.length > before) return undefined;
+  return { key: key as string, levels: lookupTable(levels) };
+}
+
+function readPathMapping(
+  raw: unknown,
+  path: string,
+  rule: SourceRule | undefined,
+  rulePath: string,
+  issues: string[],
+): RolePathMapping | undefined {
+  if (!isRecord(raw))
+    return fail(issues, path, `must be a mapping { prefix, policy, namespaces? }; got ${show(raw)}`);
+  const before = issues.length;
+  checkKeys(raw, PATH_MAPPING_KEYS, path, issues);
+  const prefix = raw.prefix;
+  if (typeof prefix !== 'string' || prefix.length > 512 || !IAM_PATH_RE.test(prefix) || prefix === '/') {
+    issues.push(
+      `${join(path, 'prefix')}: ${show(prefix)} is not an IAM path prefix such as /eks/dev/view/ ` +
+        '(starts and ends with /, printable ASCII, not / alone, which every role has)',
+    );
+  }
+  const policyArn =
+    raw.policy === undefined
+      ? fail(issues, join(path, 'policy'), 'is required')
+      : readPolicyArn(raw.policy, join(path, 'policy'), issues);
+  const namespaces = readList(raw.namespaces, join(path, 'namespaces'), issues, (v, p) =>
+    typeof v === 'string' && MAPPED_NAMESPACE_RE.test(v)
+      ? v
+      : fail(issues, p, `${show(v)} is not a namespace (a DNS-1123 label, or a prefix ending in *)`),
+  );
+  if (namespaces !== undefined && namespaces.length === 0) {
+    issues.push(`${join(path, 'namespaces')}: must list at least one namespace; omit it for cluster scope`);
+  }
+  if (policyArn !== undefined) {
+    checkMappedPolicy(policyArn, join(path, 'policy'), rule, rulePath, issues);
+    const scope: ScopeType = namespaces === undefined ? 'cluster' : 'namespace';
+    if (rule && !rule.scopeTypes.includes(scope)) {
+      issues.push(
+        `${path}: grants ${policyName(policyArn)} at ${scope} scope, which ${rulePath}.scopeTypes does not allow`,
+      );
+    }
+    for (const ns of namespaces ?? []) {
+      if (
+        rule &&
+        rule.scopeTypes.includes('namespace') &&
+        !rule.namespacePatterns.some((p) => patternCovers(p, ns))
+      ) {
+        issues.push(`${join(path, 'namespaces')}: ${ns} is not covered by ${rulePath}.namespacePatterns`);
+      }
+    }
+  }
+  if (issues.length > before) return undefined;
+  return {
+    prefix: prefix as string,
+    policyArn: policyArn as string,
+    ...(namespaces !== undefined && { namespaces }),
+  };
+}
+
+/** A mapping that its own rule would always deny is a mistake worth failing the deploy for. */
+function checkMappedPolicy(
+  policyArn: string,
+  path: string,
+  rule: SourceRule | undefined,
+  rulePath: string,
+  issues: string[],
+): void {
+  if (rule && !rule.allowedPolicyArns.includes(policyArn)) {
+    issues.push(
+      `${path}: ${policyName(policyArn)} is not in ${rulePath}.allowedPolicies, so every grant would be denied`,
+    );
+  }
 }
 
 function readRule(

@@ -543,6 +543,18 @@ const FIELDS = [
     required: false,
     spec: identifier('INVALID_FIELD', 'For revoke and expiry: the requestId of the grant to end.'),
   },
+  {
+    name: 'principalRecreated',
+    required: false,
+    spec: {
+      kind: 'boolean',
+      code: 'INVALID_TYPE',
+      description:
+        'Only on an iam-role-created grant: the role was (re)created, so an existing access entry for this ARN ' +
+        'is stale (it belongs to an earlier role with the same ARN) and must be deleted and recreated.',
+      expected: 'true or false',
+    },
+  },
 ] as const satisfies readonly FieldDef[];
 
 const has = (o: Readonly<Record<string, unknown>>, key: string) => Object.hasOwn(o, key);
@@ -561,6 +573,25 @@ const RULES: readonly ObjectRule[] = [
     schema: {
       $comment: 'duration and expiresAt are mutually exclusive',
       not: { required: ['duration', 'expiresAt'] },
+    },
+  },
+  {
+    // Only the role-lifecycle intake knows a role was recreated; from any other source the flag would let a
+    // caller force a delete-and-recreate of someone's entry, so it is refused rather than ignored.
+    check: (o) => {
+      if (!has(o, 'principalRecreated')) return undefined;
+      if (own(o, 'source') === 'iam-role-created' && own(o, 'action') === 'grant') return undefined;
+      return reason(
+        'CONFLICTING_FIELDS',
+        `"principalRecreated" is only accepted on a grant with source "iam-role-created"; got action ` +
+          `${show(own(o, 'action'))} and source ${show(own(o, 'source'))}. Remove "principalRecreated".`,
+      );
+    },
+    schema: {
+      $comment: 'principalRecreated only on an iam-role-created grant',
+      if: { required: ['principalRecreated'] },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema keyword
+      then: { properties: { source: { const: 'iam-role-created' }, action: { const: 'grant' } } },
     },
   },
   {

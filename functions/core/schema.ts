@@ -46,6 +46,10 @@ export interface IntegerSpec extends SpecBase {
   readonly const?: number;
 }
 
+export interface BooleanSpec extends SpecBase {
+  readonly kind: 'boolean';
+}
+
 export interface ArraySpec extends SpecBase {
   readonly kind: 'array';
   readonly items: Spec;
@@ -78,7 +82,7 @@ export interface ObjectSpec extends SpecBase {
   readonly rules?: readonly ObjectRule[];
 }
 
-export type Spec = StringSpec | IntegerSpec | ArraySpec | ObjectSpec;
+export type Spec = StringSpec | IntegerSpec | BooleanSpec | ArraySpec | ObjectSpec;
 
 export type Checked = { ok: true; value: unknown } | { ok: false; reason: Reason };
 
@@ -187,6 +191,8 @@ export function validate(spec: Spec, value: unknown, path: string): Checked {
       return validateString(spec, value, path);
     case 'integer':
       return validateInteger(spec, value, path);
+    case 'boolean':
+      return typeof value === 'boolean' ? { ok: true, value } : wrongType(spec, value, path);
     case 'array':
       return validateArray(spec, value, path);
     case 'object':
@@ -350,6 +356,9 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
     case 'integer':
       s.type = 'integer';
       if (spec.const !== undefined) s.const = spec.const;
+      break;
+    case 'boolean':
+      s.type = 'boolean';
       break;
     case 'array':
       s.type = 'array';

@@ -50,6 +50,12 @@ export interface AccessRequest {
   incidentId?: string;
   /** For revoke and expiry: the grant to end (a grant's id is the requestId that created it). */
   grantId?: string;
+  /**
+   * Only on an `iam-role-created` grant: the role was (re)created, so an access entry that already exists
+   * for this ARN belongs to an earlier role with the same ARN and a different role id. EKS keeps such an
+   * entry but it silently stops working; the worker deletes and recreates it (DESIGN §3).
+   */
+  principalRecreated?: boolean;
 }
 
 /** A coded, human-readable reason. Codes are stable API; messages are for people. */

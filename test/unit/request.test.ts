@@ -1031,6 +1031,7 @@ describe('JSON Schema', () => {
       expiresAt: '2026-11-21T20:00:00Z',
       incidentId: 'INC-1',
       grantId: 'g',
+      principalRecreated: true,
     });
     const properties = Object.keys(schema.properties as Json);
     expect([...properties].sort()).toEqual(Object.keys(full).sort());
