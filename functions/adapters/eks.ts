@@ -7,9 +7,11 @@ import {
   CreateAccessEntryCommand,
   DeleteAccessEntryCommand,
   DescribeAccessEntryCommand,
+  type DescribeAccessEntryCommandOutput,
   DisassociateAccessPolicyCommand,
   type EKSClient,
   ListAssociatedAccessPoliciesCommand,
+  type ListAssociatedAccessPoliciesCommandOutput,
   UpdateAccessEntryCommand,
 } from '@aws-sdk/client-eks';
 import { PermanentError, TransientError } from '../core/errors.js';
@@ -26,9 +28,9 @@ export class EksAdapter {
   ) {}
 
   async readCurrent(clusterName: string, principalArn: string, signal?: AbortSignal): Promise<AccessState> {
-    let entry: Awaited<ReturnType<EKSClient['send']>> & { accessEntry?: Record<string, unknown> };
+    let entry: DescribeAccessEntryCommandOutput;
     try {
-      entry = await this.send(
+      entry = await this.send<DescribeAccessEntryCommandOutput>(
         'DescribeAccessEntry',
         new DescribeAccessEntryCommand({ clusterName, principalArn }),
         signal,
@@ -39,9 +41,7 @@ export class EksAdapter {
       }
       throw err;
     }
-    const e = entry.accessEntry as
-      | { type?: string; kubernetesGroups?: string[]; username?: string; tags?: Record<string, string> }
-      | undefined;
+    const e = entry.accessEntry;
     const type = e?.type ?? 'STANDARD';
     // Access policies exist only on STANDARD entries; listing them on others is an error.
     const policies = type === 'STANDARD' ? await this.listPolicies(clusterName, principalArn, signal) : [];
@@ -59,7 +59,7 @@ export class EksAdapter {
     const out: PolicyAssociation[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await this.send(
+      const page = await this.send<ListAssociatedAccessPoliciesCommandOutput>(
         'ListAssociatedAccessPolicies',
         new ListAssociatedAccessPoliciesCommand({ clusterName, principalArn, nextToken, maxResults: 100 }),
         signal,
@@ -149,16 +149,16 @@ export class EksAdapter {
     }
   }
 
-  // biome-ignore lint/suspicious/noExplicitAny: each command carries its own output type
-  private async send<T extends { input: any }>(
+  /** Output types are given by the caller: the client's overloads do not accept a generic command. */
+  private async send<Output = unknown>(
     operation: string,
-    command: T,
+    command: object,
     signal?: AbortSignal,
-  ): Promise<any> {
+  ): Promise<Output> {
     this.countCall(operation);
     try {
-      // biome-ignore lint/suspicious/noExplicitAny: the client's overloads do not accept a generic command
-      return await this.client.send(command as any, signal ? { abortSignal: signal } : undefined);
+      const send = this.client.send.bind(this.client) as (c: object, o?: object) => Promise<Output>;
+      return await send(command, signal ? { abortSignal: signal } : undefined);
     } catch (err) {
       throw translateEksError(operation, err);
     }

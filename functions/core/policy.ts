@@ -348,8 +348,7 @@ function readPathMapping(
     }
     for (const ns of namespaces ?? []) {
       if (
-        rule &&
-        rule.scopeTypes.includes('namespace') &&
+        rule?.scopeTypes.includes('namespace') &&
         !rule.namespacePatterns.some((p) => patternCovers(p, ns))
       ) {
         issues.push(`${join(path, 'namespaces')}: ${ns} is not covered by ${rulePath}.namespacePatterns`);

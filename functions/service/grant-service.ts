@@ -17,7 +17,7 @@ import {
   describeChange,
 } from '../core/audit.js';
 import { computeDesired } from '../core/desired.js';
-import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
+import { AppError, RejectionError, TransientError } from '../core/errors.js';
 import {
   endGrant,
   type Grant,
@@ -396,7 +396,7 @@ export class GrantService {
     try {
       const record = await this.deps.ledger.load(clusterName, principalArn);
       const grant = record.grants.find((g) => g.grantId === request.requestId);
-      if (!grant || grant.status !== 'active') return;
+      if (grant?.status !== 'active') return;
       const failed = endGrant(grant, 'failed', this.now());
       await this.deps.ledger.updateGrant(clusterName, principalArn, failed, grant.version);
       Object.assign(grant, failed);
