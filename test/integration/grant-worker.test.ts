@@ -100,6 +100,24 @@ describe('grant worker against the EKS emulator over HTTP', () => {
     expect(h.auditsFor('req-dev-view-0001').map((a) => a.outcome)).toEqual(['granted', 'unchanged']);
   });
 
+  test('a grant replayed after its revoke does not bring the access back', async () => {
+    await h.send(fixture('dev-view-grant'));
+    await h.send(fixture('dev-view-revoke'));
+    await h.send(fixture('dev-view-grant'));
+    await h.drain();
+    expect(h.eks.snapshot('dev')).toEqual([]);
+    expect(h.auditsFor('req-dev-view-0001').map((a) => a.outcome)).toEqual(['granted', 'unchanged']);
+  });
+
+  test('duplicates of one message in a batch converge to one state with one audit record each', async () => {
+    const body = JSON.stringify(fixture('dev-view-grant'));
+    const response = await h.invoke([body, body, body]);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(h.eks.snapshot('dev')).toHaveLength(1);
+    expect(writes().map((c) => c.operation)).toEqual(['CreateAccessEntry', 'AssociateAccessPolicy']);
+    expect(h.auditsFor('req-dev-view-0001').map((a) => a.outcome)).toEqual(['granted', 'unchanged', 'unchanged']);
+  });
+
   test('a revoke removes exactly the revoked grant and deletes the entry this system created', async () => {
     await h.send(fixture('dev-view-grant'));
     await h.send(fixture('dev-view-revoke'));
