@@ -11,7 +11,10 @@ export const AUDIT_OUTCOMES = [
   'unchanged',
   'rejected',
   'failed',
+  /** The reconciler found EKS differing from the ledger. */
   'drift',
+  /** The worker converged a drifted principal back to the ledger (opt-in). */
+  'repaired',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
@@ -59,6 +62,8 @@ export interface AuditInput {
   reason?: Reason;
   changes?: AuditChange[];
   expiresAt?: string;
+  /** Defaults to `high` for break-glass requests; the expiry of a break-glass grant passes it too. */
+  severity?: AuditRecord['severity'];
 }
 
 export function buildAuditRecord(input: AuditInput, hash: (s: string) => string): AuditRecord {
@@ -70,7 +75,7 @@ export function buildAuditRecord(input: AuditInput, hash: (s: string) => string)
     requestId: input.requestId,
     ...(grantId !== undefined && { grantId }),
     outcome: input.outcome,
-    severity: r.source === 'break-glass' ? 'high' : 'normal',
+    severity: input.severity ?? (r.source === 'break-glass' ? 'high' : 'normal'),
     ...(input.reason && { reason: input.reason }),
     ...(r.clusterName !== undefined && { clusterName: r.clusterName }),
     ...(r.principalArn !== undefined && { principalArn: r.principalArn }),

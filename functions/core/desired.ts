@@ -29,6 +29,9 @@ export function computeDesired(record: PrincipalRecord, now: Date): DesiredAcces
   for (const grant of record.grants) {
     for (const p of grant.policies) policies.set(p.policyArn, undefined);
     for (const g of grant.kubernetesGroups) groups.set(g, false);
+    // Access a revoke by name took away is still ours: it must leave EKS, not turn foreign.
+    for (const arn of grant.narrowedAway?.policyArns ?? []) policies.set(arn, undefined);
+    for (const g of grant.narrowedAway?.kubernetesGroups ?? []) groups.set(g, false);
   }
   for (const arn of policies.keys()) {
     const scopes = [

@@ -22,6 +22,12 @@ export interface Grant {
   incidentId?: string;
   createdAt: string;
   endedAt?: string;
+  /**
+   * Policy ARNs and groups that revokes by name took out of this grant. Desired state treats
+   * only what some grant names as ours to remove; without this record, narrowed-away access
+   * would look like someone else's and stay on the entry for good.
+   */
+  narrowedAway?: { policyArns: string[]; kubernetesGroups: string[] };
   /** Optimistic-concurrency counter for conditional writes. */
   version: number;
 }
@@ -104,7 +110,29 @@ export function narrowGrants(grants: Grant[], request: AccessRequest, now: Date)
       }
     }
     if (groups.length === grant.kubernetesGroups.length && samePolicies(policies, grant.policies)) continue;
-    const narrowed = { ...grant, kubernetesGroups: groups, policies, version: grant.version + 1 };
+    const narrowedAway = {
+      policyArns: [
+        ...new Set([
+          ...(grant.narrowedAway?.policyArns ?? []),
+          ...grant.policies
+            .filter((p) => !policies.some((q) => q.policyArn === p.policyArn))
+            .map((p) => p.policyArn),
+        ]),
+      ].sort(),
+      kubernetesGroups: [
+        ...new Set([
+          ...(grant.narrowedAway?.kubernetesGroups ?? []),
+          ...grant.kubernetesGroups.filter((g) => !groups.includes(g)),
+        ]),
+      ].sort(),
+    };
+    const narrowed = {
+      ...grant,
+      kubernetesGroups: groups,
+      policies,
+      narrowedAway,
+      version: grant.version + 1,
+    };
     changed.push(
       groups.length === 0 && policies.length === 0
         ? endGrant({ ...narrowed, version: grant.version }, 'revoked', now)

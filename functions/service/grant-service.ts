@@ -90,10 +90,11 @@ export type MessageResult =
   /** Return the message to the queue; the SDK and in-invocation retries are spent. */
   | { status: 'retry'; error: AppError };
 
-const TERMINAL_BY_ACTION: Record<string, AuditOutcome> = {
+const TERMINAL_OUTCOME: Record<string, AuditOutcome> = {
   grant: 'granted',
   revoke: 'revoked',
   expiry: 'expired',
+  reconcile: 'repaired',
 };
 
 export class GrantService {
@@ -143,7 +144,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string }> {
+  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string; severity?: 'high' }> {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
@@ -168,7 +169,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string }> {
+  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string; severity?: 'high' }> {
     const { clusterName, principalArn } = request;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
@@ -204,10 +205,13 @@ export class GrantService {
     if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
       await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant);
     }
-    const source = request.source === 'expiry' ? 'expiry' : request.action;
+    const kind =
+      request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
     const changedSomething = applied.some((c) => c.status === 'applied') || ledgerChange.ended;
     return {
-      outcome: changedSomething ? (TERMINAL_BY_ACTION[source] ?? 'granted') : 'unchanged',
+      outcome: changedSomething ? (TERMINAL_OUTCOME[kind] ?? 'granted') : 'unchanged',
+      // The end of break-glass access pages as loudly as its start.
+      ...(ledgerChange.grant?.source === 'break-glass' && { severity: 'high' as const }),
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
@@ -427,6 +431,7 @@ export class GrantService {
       grantId?: string;
       expiresAt?: string;
       changes?: AuditChange[];
+      severity?: 'high';
     },
   ): Promise<MessageResult> {
     const record = buildAuditRecord(
