@@ -10,7 +10,8 @@ import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import { loadWorkerConfig } from './config.js';
 import { countMetric, logger, metrics, tracer } from './observability.js';
-import { createWorker, defaultClients, loadPolicyFile } from './service/worker.js';
+import { loadPolicyJson } from './service/load-policy.js';
+import { createWorker, defaultClients } from './service/worker.js';
 
 const config = loadWorkerConfig();
 const clients = defaultClients(config);
@@ -18,7 +19,7 @@ for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
 
 const worker = createWorker({
   config,
-  policy: loadPolicyFile(config.policyPath),
+  policy: loadPolicyJson(config.policyPath),
   clients,
   logger,
   metrics: countMetric,

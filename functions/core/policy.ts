@@ -222,6 +222,7 @@ function readCluster(raw: unknown, path: string, issues: string[]): ClusterPolic
     raw.roleMappings,
     join(path, 'roleMappings'),
     table,
+    Object.hasOwn(raw.rules, 'iam-role-created'),
     rulesPath,
     issues,
   );
@@ -232,6 +233,7 @@ function readRoleMappings(
   raw: unknown,
   path: string,
   rules: Partial<Record<GrantingSource, SourceRule>>,
+  ruleWritten: boolean,
   rulesPath: string,
   issues: string[],
 ): RoleMappings | undefined {
@@ -243,8 +245,8 @@ function readRoleMappings(
   checkKeys(raw, ROLE_MAPPING_KEYS, path, issues);
   const rule = own(rules, 'iam-role-created');
   const rulePath = join(rulesPath, 'iam-role-created');
-  if (!(raw.tags === undefined && raw.paths === undefined) && !Object.hasOwn(rules, 'iam-role-created')) {
-    // A rule that failed to read was reported already; only a missing one is news.
+  if (!(raw.tags === undefined && raw.paths === undefined) && !ruleWritten) {
+    // A rule that is written but failed to read was reported already; only a missing one is news.
     issues.push(`${path}: needs ${rulePath}, which decides every grant a role mapping makes`);
   }
   const tags =
@@ -335,7 +337,7 @@ function readPathMapping(
       ? v
       : fail(issues, p, `${show(v)} is not a namespace (a DNS-1123 label, or a prefix ending in *)`),
   );
-  if (namespaces !== undefined && namespaces.length === 0) {
+  if (Array.isArray(raw.namespaces) && raw.namespaces.length === 0) {
     issues.push(`${join(path, 'namespaces')}: must list at least one namespace; omit it for cluster scope`);
   }
   if (policyArn !== undefined) {

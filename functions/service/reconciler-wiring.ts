@@ -9,8 +9,8 @@ import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import type { ReconcilerConfig } from '../config.js';
 import type { ServiceLogger } from './grant-service.js';
+import { loadPolicyJson } from './load-policy.js';
 import { type ReconcileReport, reconcile } from './reconciler.js';
-import { loadPolicyFile } from './worker.js';
 
 export interface ReconcilerClients {
   eks: EKSClient;
@@ -32,7 +32,7 @@ export function createReconciler(
   now?: () => Date,
 ): (deadline?: () => number) => Promise<ReconcileReport> {
   if (tracer) for (const c of Object.values(clients)) tracer.captureAWSv3Client(c);
-  const policy = loadPolicyFile(config.policyPath);
+  const policy = loadPolicyJson(config.policyPath);
   const queue = new QueueAdapter(clients.sqs);
   const deps = {
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),

@@ -3,7 +3,6 @@
  * Kept apart from the Lambda entry point so tests build it with loopback clients and
  * an explicit config instead of module-level environment.
  */
-import { readFileSync } from 'node:fs';
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EKSClient } from '@aws-sdk/client-eks';
@@ -17,8 +16,7 @@ import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
 import type { WorkerConfig } from '../config.js';
-import { ConfigError } from '../core/errors.js';
-import { type GuardrailPolicy, validatePolicy } from '../core/policy.js';
+import type { GuardrailPolicy } from '../core/policy.js';
 import {
   type ExpiryScheduler,
   GrantService,
@@ -59,21 +57,6 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
     eventbridge: new EventBridgeClient({ region: config.region }),
     scheduler: new SchedulerClient({ region: config.region }),
   };
-}
-
-export function loadPolicyFile(path: string): GuardrailPolicy {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(
-      `cannot read the guardrail policy at POLICY_PATH=${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  return validatePolicy(raw);
 }
 
 export function createWorker(options: WorkerOptions) {

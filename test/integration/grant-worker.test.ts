@@ -115,7 +115,11 @@ describe('grant worker against the EKS emulator over HTTP', () => {
     expect(response.batchItemFailures).toEqual([]);
     expect(h.eks.snapshot('dev')).toHaveLength(1);
     expect(writes().map((c) => c.operation)).toEqual(['CreateAccessEntry', 'AssociateAccessPolicy']);
-    expect(h.auditsFor('req-dev-view-0001').map((a) => a.outcome)).toEqual(['granted', 'unchanged', 'unchanged']);
+    expect(h.auditsFor('req-dev-view-0001').map((a) => a.outcome)).toEqual([
+      'granted',
+      'unchanged',
+      'unchanged',
+    ]);
   });
 
   test('a revoke removes exactly the revoked grant and deletes the entry this system created', async () => {

@@ -28,7 +28,7 @@ describe('local mode (npm start)', () => {
     expect(out).toMatch(/req-invalid-system-group-0001\s+ticket\s+rejected.*SYSTEM_GROUP/);
     expect(out).toMatch(/req-prod-bg-0001\s+break-glass\s+granted \(high\)/);
     // The short break-glass grant expired during the run and alice's prior access is back.
-    expect(out).toMatch(/expiry-\w+\s+expiry\s+expired\s+prod:111122223333:role\/sre-alice/);
+    expect(out).toMatch(/expiry-\w+\s+expiry\s+expired \(high\)\s+prod:111122223333:role\/sre-alice/);
     expect(out).toMatch(/role\/sre-alice\s+sre-oncall\s+View@team-a\s+no/);
   });
 

@@ -471,20 +471,30 @@ describe('IAM', () => {
     }
   });
 
-  it('keeps intake roles (not deployed yet) to enqueueing and their own secret, without EKS', () => {
-    for (const roleId of ['TicketIntakeRole', 'RoleLifecycleIntakeRole']) {
-      const actions = statementsOf(roleId).flatMap((s) => list(s.Action));
+  it('keeps intake roles to enqueueing, their own secrets and their own ledger items, without EKS', () => {
+    const expectedDynamo: Record<string, [string[], string]> = {
+      TicketIntakeRole: [['dynamodb:PutItem', 'dynamodb:DeleteItem'], 'REPLAY#*'],
+      RoleLifecycleIntakeRole: [['dynamodb:GetItem', 'dynamodb:PutItem'], 'ROLE#*'],
+    };
+    for (const [roleId, [dynamoActions, leadingKeys]] of Object.entries(expectedDynamo)) {
+      const statements = statementsOf(roleId);
+      const actions = statements.flatMap((s) => list(s.Action));
       expect(actions.filter((a) => a.startsWith('eks:'))).toEqual([]);
       expect(actions.filter((a) => a.startsWith('sqs:'))).toEqual(['sqs:SendMessage']);
-      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(dynamoActions);
+      // Every DynamoDB grant is fenced to the intake's own key prefix: never the grants ledger.
+      for (const s of statements.filter((st) => list(st.Action).some((a) => a.startsWith('dynamodb:')))) {
+        expect(JSON.stringify(s.Condition)).toContain(leadingKeys);
+      }
     }
     const secretReads = statementsOf('TicketIntakeRole').filter((s) =>
       list(s.Action).includes('ssm:GetParameter'),
     );
-    expect(secretReads.flatMap((s) => list(s.Resource))).toHaveLength(1);
+    // The ticket key and the break-glass key, nothing else.
+    expect(secretReads.flatMap((s) => list(s.Resource))).toHaveLength(2);
   });
 
-  it('lets the reconciler (not deployed yet) read access entries but never change them', () => {
+  it('lets the reconciler read access entries but never change them', () => {
     for (const cluster of CLUSTERS) {
       expect(allowed('ReconcilerRole', 'eks:ListAccessEntries', clusterArn(cluster))).toBe(true);
       expect(allowed('ReconcilerRole', 'eks:DescribeAccessEntry', entryArn(cluster))).toBe(true);

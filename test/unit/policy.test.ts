@@ -548,3 +548,128 @@ describe('policy files', () => {
     await expect(readPolicyDocument('/nonexistent/policy.yaml')).rejects.toThrow(ConfigError);
   });
 });
+
+describe('role mappings', () => {
+  /** rawPolicy() plus a prod iam-role-created rule, so mappings have a rule to answer to. */
+  function withRoleRule(roleMappings: unknown) {
+    const raw = rawPolicy() as { version: unknown; clusters: Record<string, Record<string, unknown>> };
+    const prod = raw.clusters.prod as { rules: Record<string, unknown> };
+    prod.rules['iam-role-created'] = {
+      allowedPolicies: ['AmazonEKSViewPolicy'],
+      scopeTypes: ['namespace'],
+      namespacePatterns: ['team-*'],
+      allowedAccounts: ['111122223333'],
+    };
+    (raw.clusters.prod as Record<string, unknown>).roleMappings = roleMappings;
+    return raw;
+  }
+
+  test('the sample policy maps a tag and a path on dev, to ARNs, with levels as written', () => {
+    expect(policy.clusters.dev?.roleMappings).toEqual({
+      tags: [
+        {
+          key: 'eks-access/dev',
+          levels: { view: arn('AmazonEKSViewPolicy'), edit: arn('AmazonEKSEditPolicy') },
+        },
+      ],
+      paths: [
+        { prefix: '/eks/dev/view/', policyArn: arn('AmazonEKSViewPolicy'), namespaces: ['team-shared'] },
+      ],
+    });
+    expect(policy.clusters.prod?.roleMappings).toBeUndefined();
+    expect(Object.isFrozen(policy.clusters.dev?.roleMappings?.tags[0]?.levels)).toBe(true);
+  });
+
+  test('accepts a tag mapping and a cluster-less path mapping that the rule allows', () => {
+    const parsed = validatePolicy(
+      withRoleRule({
+        tags: [{ key: 'eks-access/prod', levels: { view: 'AmazonEKSViewPolicy' } }],
+        paths: [{ prefix: '/eks/prod/', policy: 'AmazonEKSViewPolicy', namespaces: ['team-a', 'team-b*'] }],
+      }),
+    );
+    expect(parsed.clusters.prod?.roleMappings?.paths[0]?.namespaces).toEqual(['team-a', 'team-b*']);
+  });
+
+  test('needs an iam-role-created rule on the same cluster', () => {
+    const raw = rawPolicy() as { version: unknown; clusters: Record<string, Record<string, unknown>> };
+    (raw.clusters.prod as Record<string, unknown>).roleMappings = {
+      tags: [{ key: 'eks-access/prod', levels: { view: 'AmazonEKSViewPolicy' } }],
+    };
+    expect(validationError(raw)).toBe(
+      'clusters.prod.roleMappings: needs clusters.prod.rules.iam-role-created, which decides every grant a role mapping makes',
+    );
+  });
+
+  test('refuses a mapping its rule would always deny', () => {
+    const message = validationError(
+      withRoleRule({
+        tags: [{ key: 'eks-access/prod', levels: { admin: 'AmazonEKSClusterAdminPolicy' } }],
+        paths: [
+          { prefix: '/eks/prod/', policy: 'AmazonEKSViewPolicy' },
+          { prefix: '/eks/prod/ops/', policy: 'AmazonEKSViewPolicy', namespaces: ['kube-system'] },
+        ],
+      }),
+    );
+    expect(message.split('\n')).toEqual([
+      'clusters.prod.roleMappings.tags[0].levels.admin: AmazonEKSClusterAdminPolicy is not in clusters.prod.rules.iam-role-created.allowedPolicies, so every grant would be denied',
+      'clusters.prod.roleMappings.paths[0]: grants AmazonEKSViewPolicy at cluster scope, which clusters.prod.rules.iam-role-created.scopeTypes does not allow',
+      'clusters.prod.roleMappings.paths[1].namespaces: kube-system is not covered by clusters.prod.rules.iam-role-created.namespacePatterns',
+    ]);
+  });
+
+  test('refuses malformed tag keys, levels, prefixes and namespaces, and unknown keys', () => {
+    const message = validationError(
+      withRoleRule({
+        tags: [
+          { key: 'aws:eks', levels: { view: 'AmazonEKSViewPolicy' } },
+          { key: 'a,b', levels: { View: 'AmazonEKSViewPolicy' } },
+          { key: 'x', levels: {}, extra: true },
+        ],
+        paths: [
+          { prefix: 'eks/prod', policy: 'AmazonEKSViewPolicy', namespaces: ['team-a'] },
+          { prefix: '/', policy: 'AmazonEKSViewPolicy', namespaces: ['Team_A'] },
+          { prefix: '/eks/', namespaces: [] },
+        ],
+        users: [],
+      }),
+    );
+    expect(message.split('\n')).toEqual([
+      'clusters.prod.roleMappings.users: unknown key; expected one of tags, paths',
+      'clusters.prod.roleMappings.tags[0].key: "aws:eks" uses the aws: prefix, which AWS reserves',
+      'clusters.prod.roleMappings.tags[1].key: "a,b" is not an IAM tag key (1–128 letters, digits, spaces, _ . : / = + - @)',
+      'clusters.prod.roleMappings.tags[1].levels.View: level names are lower-case letters, digits, _ and -, at most 32 characters',
+      'clusters.prod.roleMappings.tags[2].extra: unknown key; expected one of key, levels',
+      'clusters.prod.roleMappings.tags[2].levels: must map at least one level name to an access policy, e.g. { view: AmazonEKSViewPolicy }',
+      'clusters.prod.roleMappings.paths[0].prefix: "eks/prod" is not an IAM path prefix such as /eks/dev/view/ (starts and ends with /, printable ASCII, not / alone, which every role has)',
+      'clusters.prod.roleMappings.paths[1].prefix: "/" is not an IAM path prefix such as /eks/dev/view/ (starts and ends with /, printable ASCII, not / alone, which every role has)',
+      'clusters.prod.roleMappings.paths[1].namespaces[0]: "Team_A" is not a namespace (a DNS-1123 label, or a prefix ending in *)',
+      'clusters.prod.roleMappings.paths[2].policy: is required',
+      'clusters.prod.roleMappings.paths[2].namespaces: must list at least one namespace; omit it for cluster scope',
+    ]);
+  });
+
+  test('refuses the same tag key twice on a cluster, whatever its case', () => {
+    expect(
+      validationError(
+        withRoleRule({
+          tags: [
+            { key: 'eks-access/prod', levels: { view: 'AmazonEKSViewPolicy' } },
+            { key: 'EKS-Access/prod', levels: { view: 'AmazonEKSViewPolicy' } },
+          ],
+        }),
+      ),
+    ).toBe(
+      'clusters.prod.roleMappings.tags[1].key: "EKS-Access/prod" is listed twice (IAM tag keys ignore case)',
+    );
+  });
+});
+
+test('a broken iam-role-created rule is reported once, not again as missing for the role mappings', () => {
+  const raw = rawPolicy() as { version: unknown; clusters: Record<string, Record<string, unknown>> };
+  const prod = raw.clusters.prod as { rules: Record<string, unknown>; roleMappings?: unknown };
+  prod.rules['iam-role-created'] = { allowedPolicies: ['AmazonEKSViewPolicy'], scopeTypes: ['cluster'] };
+  prod.roleMappings = { paths: [{ prefix: '/eks/', policy: 'AmazonEKSViewPolicy' }] };
+  expect(validationError(raw)).toBe(
+    'clusters.prod.rules.iam-role-created.allowedAccounts: is required (account ids whose principals may be granted)',
+  );
+});

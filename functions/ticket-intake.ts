@@ -1,0 +1,33 @@
+/**
+ * Lambda entry point: API Gateway HTTP API (payload v2) routes POST /tickets and POST /break-glass.
+ * Thin on purpose: config, clients, the policy and the Jira mapping are built once per cold start; the
+ * handler only passes the event to the intake (functions/service/ticket-intake.ts).
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import { countMetric, logger, metrics, tracer } from './observability.js';
+import { loadPolicyJson } from './service/load-policy.js';
+import {
+  createTicketIntake,
+  defaultTicketIntakeClients,
+  loadTicketIntakeConfig,
+} from './service/ticket-intake.js';
+
+const config = loadTicketIntakeConfig();
+const clients = defaultTicketIntakeClients(config);
+for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+
+const intake = createTicketIntake({
+  config,
+  policy: loadPolicyJson(config.policyPath),
+  clients,
+  logger,
+  metrics: countMetric,
+});
+
+export const handler = middy(intake)
+  .use(captureLambdaHandler(tracer))
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));
