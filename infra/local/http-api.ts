@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { signRequest } from '../../functions/core/signature.js';
+import { lambdaContext } from './lambda-context.js';
 import { closeServer } from './sqs.js';
 
 export type HttpApiHandler = (
@@ -64,7 +65,10 @@ async function serve(handler: HttpApiHandler, req: IncomingMessage, res: ServerR
   const event = toEvent(req, body);
   let result: APIGatewayProxyResultV2 | undefined | null;
   try {
-    result = await handler(event, fakeContext());
+    result = await handler(
+      event,
+      lambdaContext({ functionName: 'ticket-intake', memoryLimitInMB: 256, account: ACCOUNT }),
+    );
   } catch (err) {
     // API Gateway hides a failed invocation behind a generic 500; the error is the function's log's business.
     console.error('[http-api] handler failed:', err);
@@ -156,24 +160,6 @@ function clfTime(d: Date): string {
   const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   const p = (n: number) => String(n).padStart(2, '0');
   return `${p(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}
-
-function fakeContext(): Context {
-  const deadline = Date.now() + 30_000;
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'ticket-intake',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:ticket-intake`,
-    memoryLimitInMB: '256',
-    awsRequestId: randomUUID(),
-    logGroupName: '/aws/lambda/ticket-intake',
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

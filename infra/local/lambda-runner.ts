@@ -19,6 +19,7 @@ import type {
   SQSRecord,
   SQSRecordAttributes,
 } from 'aws-lambda';
+import { lambdaContext } from './lambda-context.js';
 
 // biome-ignore lint/suspicious/noConfusingVoidType: a handler that reports no failures may return nothing.
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | void>;
@@ -138,24 +139,15 @@ export function createSqsRunner(opts: SqsRunnerOptions): SqsRunner {
     return record;
   };
 
-  const makeContext = (): Context => {
-    const deadline = Date.now() + timeoutMs;
-    return {
-      callbackWaitsForEmptyEventLoop: true,
+  const makeContext = (): Context =>
+    lambdaContext({
       functionName,
-      functionVersion: '$LATEST',
-      invokedFunctionArn: `arn:aws:lambda:${region}:${account}:function:${functionName}`,
-      memoryLimitInMB: String(opts.memoryLimitInMB ?? 1024),
-      awsRequestId: randomUUID(),
-      logGroupName: `/aws/lambda/${functionName}`,
+      timeoutMs,
+      region,
+      account,
+      memoryLimitInMB: opts.memoryLimitInMB ?? 1024,
       logStreamName,
-      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-      // Callback-style completion is gone from the Node.js 22+ runtimes; async handlers never call these.
-      done: () => undefined,
-      fail: () => undefined,
-      succeed: () => undefined,
-    };
-  };
+    });
 
   const invoke = async (event: SQSEvent): Promise<unknown> => {
     let timer: NodeJS.Timeout | undefined;

@@ -14,18 +14,43 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
+import { signRequest } from '../../functions/core/signature.js';
 import { policyFileToJson } from '../policy-file.js';
 import { startEksEmulator } from './eks-emulator.js';
+import { type HttpApiHandler, serveHttpApi } from './http-api.js';
+import { lambdaContext } from './lambda-context.js';
 import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
-import { renderEntries, renderOutcomes } from './report.js';
+import { renderEntries, renderOutcomes, table } from './report.js';
+import { startSsm } from './ssm.js';
 import { startLocalAws } from './stack.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STATE_DIR = join(ROOT, '.local');
 const SAMPLES_DIR = join(ROOT, 'events/requests');
+const TICKET_SAMPLES_DIR = join(ROOT, 'events/ticket');
+const CLOUDTRAIL_SAMPLES_DIR = join(ROOT, 'events/cloudtrail');
+/** CloudTrail samples in the order a role's life would produce them. */
+const CLOUDTRAIL_ORDER = [
+  'create-role-failed',
+  'create-role-unmatched',
+  'create-role-path',
+  'create-role-tagged',
+  'tag-role',
+  'untag-role',
+  'delete-role',
+];
+/** Local signing keys; printed by --serve so a person can sign a curl request. */
+const SECRETS = {
+  ticket: { name: '/eks-access-grants/local/ticket-webhook-secret', value: 'local-ticket-signing-secret' },
+  breakGlass: {
+    name: '/eks-access-grants/local/break-glass-webhook-secret',
+    value: 'local-break-glass-signing-secret',
+  },
+};
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
 
 /** Access that existed before this system: expiry must restore exactly this. */
@@ -67,24 +92,18 @@ async function main(): Promise<void> {
     tableDefinition: ledgerTableDefinition('grants'),
   });
 
-  if (serve) {
-    process.stdout.write(
-      `${JSON.stringify({
-        region: aws.env.AWS_REGION,
-        eksEndpoint: eks.endpoint,
-        sqsEndpoint: aws.endpoints.sqs,
-        dynamodbEndpoint: aws.endpoints.dynamodb,
-        schedulerEndpoint: aws.endpoints.scheduler,
-        eventBridgeEndpoint: aws.endpoints.eventbridge,
-        requestQueueUrl: aws.queueUrl,
-        dlqUrl: aws.dlqUrl,
-        auditLog,
-      })}\n`,
-    );
-  }
-
+  const ssm = await startSsm({
+    parameters: Object.fromEntries(
+      Object.values(SECRETS).map((p) => [p.name, { value: p.value, type: 'SecureString' as const }]),
+    ),
+  });
   Object.assign(process.env, aws.env, {
     AWS_ENDPOINT_URL_EKS: eks.endpoint,
+    AWS_ENDPOINT_URL_SSM: ssm.endpoint,
+    BREAK_GLASS_QUEUE_URL: aws.queueUrl,
+    TICKET_SECRET_PARAM: SECRETS.ticket.name,
+    BREAK_GLASS_SECRET_PARAM: SECRETS.breakGlass.name,
+    JIRA_FIELD_MAPPING: readFileSync(join(ROOT, 'infra/jira-field-mapping.example.json'), 'utf8'),
     REQUEST_QUEUE_URL: aws.queueUrl,
     REQUEST_QUEUE_ARN: aws.queueArn,
     DLQ_URL: aws.dlqUrl,
@@ -100,8 +119,33 @@ async function main(): Promise<void> {
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
   });
-  // The real Lambda entry point, configured from the environment like in AWS.
+  // The real Lambda entry points, configured from the environment like in AWS.
   const { handler } = (await import('../../functions/grant-worker.js')) as { handler: SqsHandler };
+  const ticketIntake = (await import('../../functions/ticket-intake.js'))
+    .handler as unknown as HttpApiHandler;
+  const roleIntake = (await import('../../functions/role-lifecycle-intake.js')).handler as unknown as (
+    event: unknown,
+    context: ReturnType<typeof lambdaContext>,
+  ) => Promise<unknown>;
+  const http = await serveHttpApi(ticketIntake);
+
+  if (serve) {
+    process.stdout.write(
+      `${JSON.stringify({
+        region: aws.env.AWS_REGION,
+        eksEndpoint: eks.endpoint,
+        sqsEndpoint: aws.endpoints.sqs,
+        dynamodbEndpoint: aws.endpoints.dynamodb,
+        schedulerEndpoint: aws.endpoints.scheduler,
+        eventBridgeEndpoint: aws.endpoints.eventbridge,
+        httpEndpoint: http.endpoint,
+        requestQueueUrl: aws.queueUrl,
+        dlqUrl: aws.dlqUrl,
+        auditLog,
+        signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
+      })}\n`,
+    );
+  }
   const runner = createSqsRunner({
     sqs: aws.sqs,
     queueUrl: aws.queueUrl,
@@ -117,6 +161,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     await runner.stop();
+    await http.close();
+    await ssm.close();
     await aws.close();
     await eks.close();
     process.exit(code);
@@ -140,6 +186,49 @@ async function main(): Promise<void> {
     );
   }
   console.log(`enqueued ${samples.length} sample requests from events/requests/`);
+
+  // Ticket and break-glass webhooks: POSTed over HTTP, signed now with the local keys.
+  const intakeRows: string[][] = [];
+  for (const file of readdirSync(TICKET_SAMPLES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
+    const sample = JSON.parse(readFileSync(join(TICKET_SAMPLES_DIR, file), 'utf8')) as APIGatewayProxyEventV2;
+    const body = Buffer.from(sample.body ?? '', sample.isBase64Encoded ? 'base64' : 'utf8');
+    const secret = sample.rawPath === '/break-glass' ? SECRETS.breakGlass.value : SECRETS.ticket.value;
+    const format = sample.headers['x-payload-format'];
+    const res = await fetch(`${http.endpoint}${sample.rawPath}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(format && { 'x-payload-format': format }),
+        ...signRequest(secret, body),
+      },
+      body,
+    });
+    intakeRows.push([
+      `events/ticket/${file}`,
+      `POST ${sample.rawPath}`,
+      String(res.status),
+      (await res.text()).slice(0, 100),
+    ]);
+  }
+  // CloudTrail IAM events, delivered to the role intake as the EventBridge rule would.
+  for (const name of CLOUDTRAIL_ORDER) {
+    const event = JSON.parse(readFileSync(join(CLOUDTRAIL_SAMPLES_DIR, `${name}.json`), 'utf8'));
+    const result = (await roleIntake(event, lambdaContext({ functionName: 'role-lifecycle-intake' }))) as {
+      outcome?: string;
+      requests?: Array<{ requestId: string; action: string }>;
+    };
+    const requests = (result.requests ?? []).map((r) => `${r.action} ${r.requestId}`).join(', ');
+    intakeRows.push([
+      `events/cloudtrail/${name}.json`,
+      event.detail?.eventName ?? '-',
+      '-',
+      `${result.outcome}${requests ? `: ${requests}` : ''}`.slice(0, 110),
+    ]);
+  }
+  console.log('\nIntake (HTTP routes and CloudTrail events)');
+  console.log(table(['sample', 'route / event', 'HTTP', 'answer'], intakeRows));
 
   // Process until nothing is queued and no expiry due during this run is still to fire
   // (short break-glass samples expire visibly; hour- and day-long grants stay pending).
@@ -172,7 +261,9 @@ async function main(): Promise<void> {
   }
 
   if (serve) {
-    console.log('\nserving; send requests to requestQueueUrl; Ctrl-C to stop');
+    console.log(
+      `\nserving; POST signed requests to ${http.endpoint}/tickets or /break-glass, or send to requestQueueUrl; Ctrl-C to stop`,
+    );
     runner.start();
     return;
   }

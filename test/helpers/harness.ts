@@ -15,6 +15,7 @@ import type { AccessRequest } from '../../functions/core/types.js';
 import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
 import { createWorker } from '../../functions/service/worker.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
+import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
@@ -200,19 +201,5 @@ export async function startHarness(opts: HarnessOptions = {}) {
 }
 
 export function fakeContext(timeoutMs = 30_000): Context {
-  const start = Date.now();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: 'grant-worker',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${REGION}:123456789012:function:grant-worker`,
-    memoryLimitInMB: '512',
-    awsRequestId: `req-${Math.random().toString(36).slice(2)}`,
-    logGroupName: '/aws/lambda/grant-worker',
-    logStreamName: 'test',
-    getRemainingTimeInMillis: () => Math.max(0, timeoutMs - (Date.now() - start)),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
+  return lambdaContext({ functionName: 'grant-worker', timeoutMs, region: REGION, memoryLimitInMB: 512 });
 }
