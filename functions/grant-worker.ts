@@ -4,18 +4,14 @@
  * passes the batch to the worker.
  */
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import { loadWorkerConfig } from './config.js';
-import { countMetric, logger, metrics, tracer } from './observability.js';
+import { countMetric, instrumented, logger, traceClients } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import { createWorker, defaultClients } from './service/worker.js';
 
 const config = loadWorkerConfig();
 const clients = defaultClients(config);
-for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+traceClients(clients);
 
 const worker = createWorker({
   config,
@@ -25,7 +21,4 @@ const worker = createWorker({
   metrics: countMetric,
 });
 
-export const handler = middy(worker)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+export const handler = instrumented(worker);

@@ -4,8 +4,13 @@
  * are honoured as documented by Powertools.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { ServiceMetrics } from './service/grant-service.js';
 
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'eks-access-grants';
@@ -22,3 +27,16 @@ export const countMetric: ServiceMetrics = {
     metrics.addMetric(name, MetricUnit.Count, value);
   },
 };
+
+/** Traces every SDK client of a function (a no-op outside Lambda or with tracing off). */
+export function traceClients(clients: object): void {
+  for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+}
+
+/** A Lambda handler with the Powertools trio: trace segment, logger context, metrics flush. */
+export function instrumented<E, R>(handler: (event: E, context: Context) => Promise<R>) {
+  return middy(handler)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger))
+    .use(logMetrics(metrics));
+}

@@ -3,19 +3,15 @@
  * See functions/service/reconciler.ts.
  */
 
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { loadReconcilerConfig } from './config.js';
-import { countMetric, logger, metrics, tracer } from './observability.js';
+import { countMetric, instrumented, logger, tracer } from './observability.js';
 import { createReconciler } from './service/reconciler-wiring.js';
 
 const config = loadReconcilerConfig();
 const run = createReconciler(config, logger, tracer);
 
-export const handler = middy(async (_event: unknown, context: Context) => {
+export const handler = instrumented(async (_event: unknown, context: Context) => {
   // Leave 10 s to publish the report; the next run picks up whatever is left.
   const report = await run(() => Date.now() + context.getRemainingTimeInMillis() - 10_000);
   for (const [name, value] of Object.entries(report)) {
@@ -23,7 +19,4 @@ export const handler = middy(async (_event: unknown, context: Context) => {
   }
   logger.info('reconcile finished', { report });
   return report;
-})
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+});

@@ -4,11 +4,7 @@
  * CreateRole, TagRole, UntagRole or DeleteRole. Thin on purpose: see functions/service/role-lifecycle.ts.
  * A thrown error fails the invocation, so Lambda's asynchronous retries and on-failure destination apply.
  */
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import { countMetric, logger, metrics, tracer } from './observability.js';
+import { countMetric, instrumented, logger, traceClients } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createRoleLifecycleIntake,
@@ -18,7 +14,7 @@ import {
 
 const config = loadRoleLifecycleConfig();
 const clients = defaultRoleLifecycleClients(config);
-for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+traceClients(clients);
 
 const intake = createRoleLifecycleIntake({
   config,
@@ -28,7 +24,4 @@ const intake = createRoleLifecycleIntake({
   metrics: countMetric,
 });
 
-export const handler = middy(intake)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+export const handler = instrumented(intake);

@@ -3,11 +3,7 @@
  * Thin on purpose: config, clients, the policy and the Jira mapping are built once per cold start; the
  * handler only passes the event to the intake (functions/service/ticket-intake.ts).
  */
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import middy from '@middy/core';
-import { countMetric, logger, metrics, tracer } from './observability.js';
+import { countMetric, instrumented, logger, traceClients } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createTicketIntake,
@@ -17,7 +13,7 @@ import {
 
 const config = loadTicketIntakeConfig();
 const clients = defaultTicketIntakeClients(config);
-for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
+traceClients(clients);
 
 const intake = createTicketIntake({
   config,
@@ -27,7 +23,4 @@ const intake = createTicketIntake({
   metrics: countMetric,
 });
 
-export const handler = middy(intake)
-  .use(captureLambdaHandler(tracer))
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+export const handler = instrumented(intake);

@@ -3,7 +3,6 @@
 // DISABLED), so the ledger must not depend on either.
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
@@ -11,6 +10,7 @@ import {
   type DynamoDBClient,
   ResourceInUseException,
 } from '@aws-sdk/client-dynamodb';
+import { listenLoopback } from './http.js';
 
 export interface DynamoEmulator {
   endpoint: string;
@@ -31,13 +31,9 @@ export async function startDynamo(opts: { port?: number } = {}): Promise<DynamoE
   // dynalite keeps new tables CREATING for 500 ms by default; tests want them at once. CreateTable still answers
   // CREATING, so callers must wait for ACTIVE like they would in AWS (createTable below does).
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close: () =>
       new Promise<void>((resolve, reject) => {
         // dynalite's close() also closes its LevelDB store once the HTTP server has stopped.

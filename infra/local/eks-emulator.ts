@@ -3,12 +3,12 @@
 // Node. Faults and state are driven in-process through the returned object, never over HTTP.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { EksApiError } from './eks-emulator/errors.js';
 import { FaultInjector } from './eks-emulator/faults.js';
 import { EksModel } from './eks-emulator/model.js';
 import { matchRoute, type Route } from './eks-emulator/routes.js';
 import type { EksCall, EksEmulator, EksEmulatorOptions } from './eks-emulator/types.js';
+import { listenLoopback, readBody } from './http.js';
 
 export { MANAGED_POLICY_NAMES } from './eks-emulator/rules.js';
 export type {
@@ -81,7 +81,7 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
     const route = matchRoute(req.method ?? 'GET', url.pathname);
     let text: string;
     try {
-      text = await readBody(req);
+      text = await readBody(req, MAX_BODY_BYTES);
     } catch {
       send(res, new EksApiError('SerializationException', 'Request body too large or unreadable.'));
       return;
@@ -130,17 +130,10 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
   const server = createServer((req, res) => {
     void handle(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     region,
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -193,22 +186,4 @@ function parseBody(text: string): Record<string, unknown> {
     throw new EksApiError('SerializationException', 'The request body must be a JSON object.');
   }
   return parsed as Record<string, unknown>;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }

@@ -4,8 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { closeServer } from './sqs.js';
+import { closeServer, listenLoopback, readBody } from './http.js';
 
 export interface StoredEvent {
   id: string;
@@ -192,13 +191,9 @@ export async function startEventBridge(opts: StartEventBridgeOptions = {}): Prom
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close: async () => {
       await closeServer(server);
       await logTail.catch(() => undefined);
@@ -229,13 +224,4 @@ function validateEntry(entry: PutEventsEntry): ResultEntry | undefined {
     return { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' };
   }
   return undefined;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }

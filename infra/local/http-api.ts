@@ -2,13 +2,12 @@
 // loopback: each node:http request becomes an APIGatewayProxyEventV2 (header names lower-cased, repeated
 // headers joined with commas, cookies split out, non-text bodies base64-encoded with isBase64Encoded), and
 // the handler's result becomes the HTTP response, as API Gateway would map it.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { signRequest } from '../../functions/core/signature.js';
+import { closeServer, listenLoopback } from './http.js';
 import { lambdaContext } from './lambda-context.js';
-import { closeServer } from './sqs.js';
 
 export type HttpApiHandler = (
   event: APIGatewayProxyEventV2,
@@ -47,12 +46,8 @@ export async function serveHttpApi(handler: HttpApiHandler, port = 0): Promise<H
   const server = createServer((req, res) => {
     void serve(handler, req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  return { endpoint: `http://127.0.0.1:${address.port}`, close: () => closeServer(server) };
+  const endpoint = await listenLoopback(server, port);
+  return { endpoint, close: () => closeServer(server) };
 }
 
 async function serve(handler: HttpApiHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {

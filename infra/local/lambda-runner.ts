@@ -2,7 +2,7 @@
 // invoke the handler with a real SQSEvent and Context, delete what succeeded, leave the rest to their visibility
 // timeout, so retries and redrive to the DLQ happen in SQS as they do in AWS. Per-group ordering and blocking of
 // FIFO queues come from the queue (infra/local/sqs.ts patches local-aws-sqs to provide them).
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,

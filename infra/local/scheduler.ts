@@ -3,9 +3,8 @@
 // uses is emulated: at() expressions, SQS targets, schedule groups by name, ActionAfterCompletion.
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SendMessageCommand, type SendMessageCommandInput, type SQSClient } from '@aws-sdk/client-sqs';
-import { closeServer } from './sqs.js';
+import { closeServer, listenLoopback, readBody } from './http.js';
 
 export interface ScheduleTarget {
   Arn: string;
@@ -422,14 +421,10 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close: async () => {
       clearInterval(timer);
       await sweeping;
@@ -541,13 +536,4 @@ function paginate<T>(all: T[], url: URL, key: string, view: (item: T) => unknown
   const page = all.slice(start, start + max);
   const next = start + max < all.length ? String(start + max) : undefined;
   return { [key]: page.map(view), NextToken: next };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }

@@ -1,10 +1,10 @@
 // Loopback SQS for local mode and tests: local-aws-sqs (JSON protocol, FIFO, redrive, message moves) on
 // 127.0.0.1, plus a small "FIFO fidelity" layer that patches the queue objects where local-aws-sqs 2.0.2
 // differs from SQS in ways this project depends on (see patchQueue below).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
+import { closeServer, listenLoopback } from './http.js';
 
 export interface SqsEmulator {
   endpoint: string;
@@ -56,15 +56,11 @@ export async function startSqs(opts: StartSqsOptions = {}): Promise<SqsEmulator>
       res.end(String(err));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
   // local-aws-sqs builds queue URLs from this field; with port 0 it must learn the real port.
-  service.PORT = port;
+  service.PORT = Number(new URL(endpoint).port);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close: () => closeServer(server),
   };
 }
@@ -118,14 +114,6 @@ async function queueArnOf(client: SQSClient, queueUrl: string): Promise<string> 
 function required<T>(value: T | undefined, message: string): T {
   if (value === undefined) throw new Error(message);
   return value;
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.close((err) => (err ? reject(err) : resolve()));
-    // SDK clients keep sockets alive; without this close() waits for them to time out.
-    server.closeAllConnections();
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -4,8 +4,7 @@
 // it the emulator returns an opaque stand-in for the KMS ciphertext.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { closeServer } from './sqs.js';
+import { closeServer, listenLoopback, readBody } from './http.js';
 
 export type ParameterType = 'String' | 'StringList' | 'SecureString';
 
@@ -168,26 +167,13 @@ export async function startSsm(opts: StartSsmOptions = {}): Promise<SsmEmulator>
     }
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenLoopback(server, opts.port);
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close: () => closeServer(server),
     put: (name, value, type) => {
       put(name, value, type);
     },
     calls: () => calls.map((c) => ({ operation: c.operation, names: [...c.names] })),
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
