@@ -15,6 +15,7 @@ import {
   type DynamoDBClient,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { Baseline, Grant, PrincipalRecord } from '../core/ledger.js';
@@ -77,26 +78,16 @@ export class LedgerAdapter {
 
   async load(clusterName: string, principalArn: string): Promise<PrincipalRecord> {
     const record: PrincipalRecord = { clusterName, principalArn, grants: [] };
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': { S: pkOf(clusterName, principalArn) } },
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const doc = JSON.parse(item.doc?.S ?? '{}');
-        if (item.sk?.S === 'BASELINE') record.baseline = doc as Baseline;
-        else record.grants.push(doc as Grant);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: pkOf(clusterName, principalArn) } },
+      ConsistentRead: true,
+    });
+    for (const item of items) {
+      const doc = JSON.parse(item.doc?.S ?? '{}');
+      if (item.sk?.S === 'BASELINE') record.baseline = doc as Baseline;
+      else if (item.sk?.S?.startsWith('G#')) record.grants.push(doc as Grant);
+    }
     record.grants.sort(
       (a, b) => a.createdAt.localeCompare(b.createdAt) || a.grantId.localeCompare(b.grantId),
     );
@@ -147,57 +138,53 @@ export class LedgerAdapter {
 
   /** Active grants whose expiry is at or before `before`, oldest first. */
   async listExpiredActive(before: Date, limit = 1000): Promise<ExpiredGrantRef[]> {
+    const items = await this.queryAll({
+      IndexName: EXPIRY_INDEX,
+      KeyConditionExpression: 'expiryPk = :a AND expirySk <= :t',
+      ExpressionAttributeValues: { ':a': { S: ACTIVE }, ':t': { S: `${before.toISOString()}\uffff` } },
+    });
     const out: ExpiredGrantRef[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: EXPIRY_INDEX,
-            KeyConditionExpression: 'expiryPk = :a AND expirySk <= :t',
-            ExpressionAttributeValues: { ':a': { S: ACTIVE }, ':t': { S: `${before.toISOString()}\uffff` } },
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const g = JSON.parse(item.doc?.S ?? '{}') as Grant;
-        if (!g.expiresAt || Date.parse(g.expiresAt) > before.getTime()) continue;
-        out.push({
-          clusterName: item.clusterName?.S ?? '',
-          principalArn: item.principalArn?.S ?? '',
-          grantId: g.grantId,
-          expiresAt: g.expiresAt,
-          source: g.source,
-        });
-        if (out.length >= limit) return out;
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    for (const item of items) {
+      const g = JSON.parse(item.doc?.S ?? '{}') as Grant;
+      if (!g.expiresAt || Date.parse(g.expiresAt) > before.getTime()) continue;
+      out.push({
+        clusterName: item.clusterName?.S ?? '',
+        principalArn: item.principalArn?.S ?? '',
+        grantId: g.grantId,
+        expiresAt: g.expiresAt,
+        source: g.source,
+      });
+      if (out.length >= limit) break;
+    }
     return out;
   }
 
   /** Every principal this system has touched on a cluster. */
   async listPrincipals(clusterName: string): Promise<string[]> {
-    const out: string[] = [];
+    const items = await this.queryAll({
+      IndexName: CLUSTER_INDEX,
+      KeyConditionExpression: 'managedCluster = :c',
+      ExpressionAttributeValues: { ':c': { S: clusterName } },
+    });
+    return items.flatMap((item) => (item.managedPrincipal?.S ? [item.managedPrincipal.S] : []));
+  }
+
+  /** Every item of a query, page after page. */
+  private async queryAll(
+    input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>,
+  ): Promise<Record<string, AttributeValue>[]> {
+    const items: Record<string, AttributeValue>[] = [];
     let startKey: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.call(() =>
         this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: CLUSTER_INDEX,
-            KeyConditionExpression: 'managedCluster = :c',
-            ExpressionAttributeValues: { ':c': { S: clusterName } },
-            ExclusiveStartKey: startKey,
-          }),
+          new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: startKey }),
         ),
       );
-      for (const item of page.Items ?? []) if (item.managedPrincipal?.S) out.push(item.managedPrincipal.S);
+      items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return out;
+    return items;
   }
 
   private async conditionalPut(
