@@ -14,6 +14,7 @@ import {
   validateAccessRequest,
 } from '../../functions/core/request.js';
 import { renderSchemaFiles, SCHEMAS_DIR, schemas } from '../../infra/scripts/schemas.js';
+import { accepts } from '../helpers/json-schema.js';
 
 type Json = Record<string, unknown>;
 
@@ -909,86 +910,6 @@ const schema = accessRequestJsonSchema() as Json;
 const prop = (node: unknown, name: string) =>
   ((node as Json).properties as Record<string, Json>)[name] as Json;
 const scopeSchema = prop(prop(schema, 'accessPolicies').items, 'accessScope');
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-const SCHEMA_KEYWORDS = new Set([
-  '$schema',
-  '$id',
-  '$comment',
-  'title',
-  'description',
-  'format',
-  'type',
-  'enum',
-  'const',
-  'minLength',
-  'maxLength',
-  'pattern',
-  'not',
-  'allOf',
-  'anyOf',
-  'if',
-  'then',
-  'required',
-  'properties',
-  'additionalProperties',
-  'items',
-  'minItems',
-  'maxItems',
-  'uniqueItems',
-]);
-
-function accepts(s: Json, v: unknown): boolean {
-  for (const key of Object.keys(s))
-    if (!SCHEMA_KEYWORDS.has(key)) throw new Error(`evaluator lacks keyword ${key}`);
-  const isObj = typeof v === 'object' && v !== null && !Array.isArray(v);
-  switch (s.type) {
-    case 'string':
-      if (typeof v !== 'string') return false;
-      break;
-    case 'integer':
-      if (!Number.isInteger(v)) return false;
-      break;
-    case 'array':
-      if (!Array.isArray(v)) return false;
-      break;
-    case 'object':
-      if (!isObj) return false;
-      break;
-  }
-  if (s.enum && !(s.enum as unknown[]).some((e) => deepEqual(e, v))) return false;
-  if ('const' in s && !deepEqual(s.const, v)) return false;
-  if (typeof v === 'string') {
-    const len = [...v].length;
-    if (typeof s.minLength === 'number' && len < s.minLength) return false;
-    if (typeof s.maxLength === 'number' && len > s.maxLength) return false;
-    if (typeof s.pattern === 'string' && !new RegExp(s.pattern, 'u').test(v)) return false;
-  }
-  if (Array.isArray(v)) {
-    if (typeof s.minItems === 'number' && v.length < s.minItems) return false;
-    if (typeof s.maxItems === 'number' && v.length > s.maxItems) return false;
-    if (s.uniqueItems && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) return false;
-    if (s.items && !v.every((x) => accepts(s.items as Json, x))) return false;
-  }
-  if (isObj) {
-    const o = v as Json;
-    if (s.required && !(s.required as string[]).every((k) => Object.hasOwn(o, k))) return false;
-    const props = (s.properties ?? {}) as Record<string, Json>;
-    for (const k of Object.keys(o)) {
-      if (Object.hasOwn(props, k)) {
-        if (!accepts(props[k] as Json, o[k])) return false;
-      } else if (s.additionalProperties === false) return false;
-    }
-  }
-  if (s.not && accepts(s.not as Json, v)) return false;
-  if (s.allOf && !(s.allOf as Json[]).every((x) => accepts(x, v))) return false;
-  if (s.anyOf && !(s.anyOf as Json[]).some((x) => accepts(x, v))) return false;
-  if (s.if && accepts(s.if as Json, v) && s.then && !accepts(s.then as Json, v)) return false;
-  return true;
-}
 
 function walk(node: unknown, visit: (n: Json, path: string) => void, path = '#'): void {
   if (Array.isArray(node)) {
