@@ -27,8 +27,8 @@ import {
 } from '../core/ledger.js';
 import { type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
-import { parseAccessRequest } from '../core/request.js';
-import type { AccessRequest, AccessState, Reason } from '../core/types.js';
+import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
+import { ACTIONS, type AccessRequest, type AccessState, type Reason, SOURCES } from '../core/types.js';
 
 export interface ServiceLogger {
   debug(message: string, ...extra: Record<string, unknown>[]): void;
@@ -115,7 +115,7 @@ export class GrantService {
       return this.finish(message, {
         requestId: parsed.partial.requestId ?? `invalid:${message.messageId}`,
         outcome: 'rejected',
-        request: parsed.partial as Partial<AccessRequest>,
+        request: auditableIdentifiers(parsed.partial),
         reason: parsed.reason,
       });
     }
@@ -465,4 +465,17 @@ function fingerprint(record: PrincipalRecord): string {
     .sort((a, b) => a.grantId.localeCompare(b.grantId))
     .map((g) => `${g.grantId}@${g.version}:${g.status}`);
   return JSON.stringify([record.baseline ?? null, grants]);
+}
+
+/**
+ * What an invalid request may contribute to its audit record: identifiers as sent, but a
+ * source or action only when valid, so the record still matches the published schema.
+ */
+function auditableIdentifiers(partial: PartialIdentifiers): Partial<AccessRequest> {
+  const { source, action, ...ids } = partial;
+  return {
+    ...ids,
+    ...(SOURCES.includes(source as never) && { source: source as AccessRequest['source'] }),
+    ...(ACTIONS.includes(action as never) && { action: action as AccessRequest['action'] }),
+  };
 }
