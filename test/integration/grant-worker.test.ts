@@ -183,7 +183,8 @@ describe('grant worker against the EKS emulator over HTTP', () => {
 
   test.each([
     ['MALFORMED_JSON', '{"schemaVersion": 1,'],
-    ['INVALID_SOURCE', JSON.stringify({ ...fixture('dev-view-grant'), source: 'hacker', action: 'pwn' })],
+    // Invalid action and source: the audit record must still match its schema (checked after each test).
+    ['INVALID_ACTION', JSON.stringify({ ...fixture('dev-view-grant'), source: 'hacker', action: 'pwn' })],
     ['NOT_AN_OBJECT', '[1,2,3]'],
     ['BODY_TOO_LARGE', JSON.stringify({ ...fixture('dev-view-grant'), reason: 'x'.repeat(20_000) })],
     ['RESERVED_USERNAME', JSON.stringify(fixture('dev-view-grant', { username: 'system:admin' }))],
