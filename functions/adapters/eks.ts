@@ -180,7 +180,9 @@ export function translateEksError(operation: string, err: unknown): Error {
   const message = `${operation}: ${name}: ${e?.message ?? String(err)}`;
   switch (name) {
     case 'ResourceNotFoundException':
-      if (/cluster/i.test(e.message ?? '') && !/principal/i.test(e.message ?? '')) {
+      // EKS says "No cluster found for name: X." Match that phrase only: policy ARNs in other
+      // 404 messages contain "cluster-access-policy".
+      if (/no cluster found/i.test(e.message ?? '')) {
         return new PermanentError('CLUSTER_NOT_FOUND', message, { cause: err });
       }
       // Describe of an absent entry is a normal answer. On any other call right after a

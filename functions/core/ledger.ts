@@ -30,6 +30,14 @@ export interface Grant {
   narrowedAway?: { policyArns: string[]; kubernetesGroups: string[] };
   /** Optimistic-concurrency counter for conditional writes. */
   version: number;
+  /**
+   * The queue message that last changed this grant. SQS keeps a message's id across
+   * redeliveries, so a retry of the message that made a change still reports it
+   * (`granted`, `revoked`), while a replay (a new message) reports `unchanged`.
+   */
+  lastMessageId?: string;
+  /** Set once that message's terminal audit record is out, so a redelivery after a crash reports `unchanged`. */
+  reportedMessageId?: string;
 }
 
 /** The access the principal had before this system first changed anything, captured once. */

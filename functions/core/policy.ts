@@ -573,7 +573,7 @@ function fail(issues: string[], path: string, message: string): undefined {
 // decide
 // ---------------------------------------------------------------------------------------------------------
 
-const PRINCIPAL_ACCOUNT_RE = /^arn:[a-z-]+:iam::(\d{12}):/;
+const PRINCIPAL_ACCOUNT_RE = /^arn:([a-z-]+):iam::(\d{12}):/;
 
 /**
  * Decides one request against the policy. Grants are checked in full; revokes
@@ -612,9 +612,18 @@ export function decide(policy: GuardrailPolicy, request: AccessRequest, now: Dat
 function decideGrant(rule: SourceRule, path: string, request: AccessRequest, now: Date): Decision {
   const at = (key: string) => join(path, key);
 
-  const account = PRINCIPAL_ACCOUNT_RE.exec(request.principalArn)?.[1];
-  if (account === undefined) {
+  const [, partition, account] = PRINCIPAL_ACCOUNT_RE.exec(request.principalArn) ?? [];
+  if (account === undefined || partition === undefined) {
     return deny(at('allowedAccounts'), `cannot read an account id from principalArn ${request.principalArn}`);
+  }
+  // An account id is only unique within a partition: 111122223333 in aws-cn is someone else.
+  const partitions = new Set(rule.allowedPolicyArns.map((arn) => arn.split(':')[1] ?? 'aws'));
+  if (partitions.size === 0) partitions.add('aws');
+  if (!partitions.has(partition)) {
+    return deny(
+      at('allowedAccounts'),
+      `principal is in partition ${partition}; this rule grants only in ${listed([...partitions])}`,
+    );
   }
   if (!rule.allowedAccounts.includes(account)) {
     return deny(

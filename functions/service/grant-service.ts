@@ -16,7 +16,7 @@ import {
   buildAuditRecord,
   describeChange,
 } from '../core/audit.js';
-import { computeDesired } from '../core/desired.js';
+import { computeDesired, desiredState } from '../core/desired.js';
 import { AppError, RejectionError, TransientError } from '../core/errors.js';
 import {
   endGrant,
@@ -132,8 +132,20 @@ export class GrantService {
     }
     const applied: AuditChange[] = [];
     try {
-      const result = await this.converge(request, decision.expiresAt, message, applied);
-      return this.finish(message, { requestId: request.requestId, request, ...result, changes: applied });
+      const { toMarkReported, ...result } = await this.converge(
+        request,
+        decision.expiresAt,
+        message,
+        applied,
+      );
+      const done = await this.finish(message, {
+        requestId: request.requestId,
+        request,
+        ...result,
+        changes: applied,
+      });
+      await this.markReported(request, toMarkReported, message.messageId);
+      return done;
     } catch (err) {
       return this.onError(err, request, message, applied);
     }
@@ -144,7 +156,13 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string; severity?: 'high' }> {
+  ): Promise<{
+    outcome: AuditOutcome;
+    toMarkReported: Grant[];
+    grantId?: string;
+    expiresAt?: string;
+    severity?: 'high';
+  }> {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
@@ -169,14 +187,20 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{ outcome: AuditOutcome; grantId?: string; expiresAt?: string; severity?: 'high' }> {
+  ): Promise<{
+    outcome: AuditOutcome;
+    toMarkReported: Grant[];
+    grantId?: string;
+    expiresAt?: string;
+    severity?: 'high';
+  }> {
     const { clusterName, principalArn } = request;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
     let record = await this.deps.ledger.load(clusterName, principalArn);
     const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
 
-    const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now);
+    const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
@@ -207,14 +231,44 @@ export class GrantService {
     }
     const kind =
       request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
-    const changedSomething = applied.some((c) => c.status === 'applied') || ledgerChange.ended;
+    // What this message did to the ledger, in this attempt or an earlier one whose outcome was
+    // never reported (a failed attempt, or a response lost after EKS applied the call).
+    const mine = record.grants.filter(
+      (g) => g.lastMessageId === message.messageId && g.reportedMessageId !== message.messageId,
+    );
+    const changed =
+      kind === 'reconcile'
+        ? applied.some((c) => c.status === 'applied')
+        : kind === 'grant'
+          ? mine.some((g) => addsAccess(record, g, current, now))
+          : mine.length > 0;
     return {
-      outcome: changedSomething ? (TERMINAL_OUTCOME[kind] ?? 'granted') : 'unchanged',
+      outcome: changed ? (TERMINAL_OUTCOME[kind] ?? 'granted') : 'unchanged',
+      toMarkReported: changed ? mine : [],
       // The end of break-glass access pages as loudly as its start.
       ...(ledgerChange.grant?.source === 'break-glass' && { severity: 'high' as const }),
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
+  }
+
+  /** Best effort: a crash before this only means a redelivery repeats the outcome. */
+  private async markReported(request: AccessRequest, grants: Grant[], messageId: string): Promise<void> {
+    for (const g of grants) {
+      try {
+        await this.deps.ledger.updateGrant(
+          request.clusterName,
+          request.principalArn,
+          { ...g, reportedMessageId: messageId, version: g.version + 1 },
+          g.version,
+        );
+      } catch (err) {
+        this.deps.logger.warn('could not mark a grant as reported', {
+          grantId: g.grantId,
+          error: (err as Error).message,
+        });
+      }
+    }
   }
 
   private async applyAll(
@@ -236,7 +290,7 @@ export class GrantService {
 
   /**
    * Applies the request to the ledger record (in place and in DynamoDB). Returns the
-   * grant concerned and whether a grant ended.
+   * grant concerned, stamping every grant it changes with this message id.
    */
   private async updateLedger(
     request: AccessRequest,
@@ -244,12 +298,14 @@ export class GrantService {
     record: PrincipalRecord,
     current: AccessState,
     now: Date,
-  ): Promise<{ grant?: Grant; ended: boolean; inserted?: boolean }> {
+    messageId: string,
+  ): Promise<{ grant?: Grant; inserted?: boolean }> {
     const { clusterName, principalArn } = request;
     const ledger = this.deps.ledger;
+    const byThisMessage = (g: Grant): Grant => ({ ...g, lastMessageId: messageId });
 
     // The reconciler asks only to converge EKS to what the ledger already says.
-    if (request.source === 'reconcile') return { ended: false };
+    if (request.source === 'reconcile') return {};
 
     if (request.action === 'grant') {
       if (current.exists && (current.type ?? 'STANDARD') !== 'STANDARD' && request.accessPolicies?.length) {
@@ -277,10 +333,10 @@ export class GrantService {
       }
       const existing = record.grants.find((g) => g.grantId === request.requestId);
       if (!existing) {
-        const grant = grantFromRequest(request, expiresAt, now);
+        const grant = byThisMessage(grantFromRequest(request, expiresAt, now));
         if (await ledger.insertGrant(clusterName, principalArn, grant)) {
           record.grants.push(grant);
-          return { grant, ended: false, inserted: true };
+          return { grant, inserted: true };
         }
         throw new TransientError(
           'LEDGER_CONFLICT',
@@ -289,12 +345,12 @@ export class GrantService {
       }
       if (existing.status === 'failed') {
         // An operator redrove a request that had failed: give it another go.
-        const revived: Grant = { ...existing, status: 'active', version: existing.version + 1 };
+        const revived = byThisMessage({ ...existing, status: 'active', version: existing.version + 1 });
         delete revived.endedAt;
         await ledger.updateGrant(clusterName, principalArn, revived, existing.version);
         Object.assign(existing, revived);
       }
-      return { grant: existing, ended: false };
+      return { grant: existing };
     }
 
     if (request.grantId !== undefined) {
@@ -305,7 +361,7 @@ export class GrantService {
           `no grant ${request.grantId} exists for ${principalArn} on ${clusterName}; nothing to ${request.source === 'expiry' ? 'expire' : 'revoke'}`,
         );
       }
-      if (grant.status !== 'active') return { grant, ended: false };
+      if (grant.status !== 'active') return { grant };
       if (
         request.source === 'expiry' &&
         grant.expiresAt &&
@@ -315,24 +371,24 @@ export class GrantService {
           grantId: grant.grantId,
           expiresAt: grant.expiresAt,
         });
-        return { grant, ended: false };
+        return { grant };
       }
-      const ended = endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now);
+      const ended = byThisMessage(endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now));
       await ledger.updateGrant(clusterName, principalArn, ended, grant.version);
       Object.assign(grant, ended);
       await this.deps.scheduler?.cancelExpiry(grant.grantId);
-      return { grant, ended: true };
+      return { grant };
     }
 
     // A revoke that names what to take away, across every grant of ours.
-    const changed = narrowGrants(record.grants, request, now);
+    const changed = narrowGrants(record.grants, request, now).map(byThisMessage);
     for (const next of changed) {
       const prev = record.grants.find((g) => g.grantId === next.grantId)!;
       await ledger.updateGrant(clusterName, principalArn, next, prev.version);
       Object.assign(prev, next);
       if (next.status !== 'active') await this.deps.scheduler?.cancelExpiry(next.grantId);
     }
-    return { ended: changed.length > 0 };
+    return {};
   }
 
   private async onError(
@@ -478,4 +534,22 @@ function auditableIdentifiers(partial: PartialIdentifiers): Partial<AccessReques
     ...(SOURCES.includes(source as never) && { source: source as AccessRequest['source'] }),
     ...(ACTIONS.includes(action as never) && { action: action as AccessRequest['action'] }),
   };
+}
+
+/**
+ * Whether a grant gives access that baseline and the other active grants do not: a grant
+ * of access the principal already has changes nothing and is audited `unchanged`.
+ */
+function addsAccess(record: PrincipalRecord, grant: Grant, current: AccessState, now: Date): boolean {
+  const without: PrincipalRecord = {
+    ...record,
+    grants: record.grants.map((g) =>
+      g.grantId === grant.grantId ? { ...g, status: 'revoked' as const } : g,
+    ),
+  };
+  const access = (r: PrincipalRecord) => {
+    const s = desiredState(current, computeDesired(r, now));
+    return JSON.stringify([s.exists, s.kubernetesGroups, s.policies]);
+  };
+  return access(record) !== access(without);
 }

@@ -673,3 +673,32 @@ test('a broken iam-role-created rule is reported once, not again as missing for 
     'clusters.prod.rules.iam-role-created.allowedAccounts: is required (account ids whose principals may be granted)',
   );
 });
+
+describe('partitions', () => {
+  test('denies a principal from another partition with the same account id', async () => {
+    const { loadPolicyFile, EXAMPLE_POLICY_PATH } = await import('../../infra/policy-file.js');
+    const policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
+    for (const partition of ['aws-cn', 'aws-us-gov']) {
+      const decision = decide(
+        policy,
+        {
+          schemaVersion: 1,
+          requestId: `r-${partition}`,
+          action: 'grant',
+          source: 'ticket',
+          clusterName: 'dev',
+          principalArn: `arn:${partition}:iam::111122223333:role/team-a-dev`,
+          accessPolicies: [
+            {
+              policyArn: 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy',
+              accessScope: { type: 'namespace', namespaces: ['team-a'] },
+            },
+          ],
+        },
+        new Date('2026-11-21T12:00:00Z'),
+      );
+      expect(decision).toMatchObject({ allowed: false, reason: { code: 'POLICY_DENIED' } });
+      expect(decision.allowed ? '' : decision.reason.message).toMatch(/partition/);
+    }
+  });
+});

@@ -1,0 +1,469 @@
+/**
+ * Cold start: each function bundle against a "floor" bundle that constructs the same AWS SDK clients and
+ * does nothing else, built with the same esbuild settings in the same run. Two ratios per function:
+ * minified bytes, and module-init time (median of N fresh `node` processes that each import the bundle
+ * once, timed with performance.now()). Processes alternate floor/function so machine noise hits both.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { type BundleReport, buildFunctions, ROOT } from '../infra/scripts/build.js';
+import { median, quantile, round, type SummaryRow } from './lib/report.js';
+
+export const COLD_START_TARGET = 1.15;
+
+/**
+ * A copy of the esbuild options in infra/scripts/build.ts, which does not export them. The floor must be
+ * built exactly like the functions; `assertSameSettings` rebuilds a function with this copy and fails the
+ * benchmark if the bytes differ from buildFunctions' output, so drift cannot go unnoticed.
+ */
+const SHARED_OPTIONS: BuildOptions = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node22',
+  format: 'esm',
+  mainFields: ['module', 'main'],
+  banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+  minify: true,
+  treeShaking: true,
+  metafile: true,
+  logLevel: 'warning',
+};
+
+/**
+ * What each function needs in its environment to initialise, with fake values: module init reads config
+ * and the policy file and builds clients; nothing is called. Lambda's own variables are set too, so
+ * Powertools behaves as in Lambda (tracing on, the X-Ray SDK loaded), in both the floor and the function.
+ */
+function initEnv(name: string, dir: string): Record<string, string> {
+  return {
+    AWS_REGION: 'us-east-1',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIDBENCHMARK',
+    AWS_SECRET_ACCESS_KEY: 'benchmark',
+    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+    AWS_LAMBDA_FUNCTION_NAME: name,
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1024',
+    LAMBDA_TASK_ROOT: dir,
+    REQUEST_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/requests.fifo',
+    REQUEST_QUEUE_ARN: 'arn:aws:sqs:us-east-1:123456789012:requests.fifo',
+    DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/requests-dlq.fifo',
+    LEDGER_TABLE: 'grants',
+    AUDIT_BUS_NAME: 'audit',
+    POLICY_PATH: join(dir, 'policy.json'),
+    SCHEDULER_GROUP: 'eks-access-grants',
+    SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/scheduler',
+  };
+}
+
+/** Runs in each fresh process: the time to import (= evaluate) the bundle, nothing else. */
+const INIT_SCRIPT =
+  'const t0 = performance.now(); await import(process.argv[1]); const ms = performance.now() - t0;' +
+  'process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }));';
+
+export interface ColdStartRow {
+  name: string;
+  entry: string;
+  clients: string[];
+  bytes: number;
+  floorBytes: number;
+  bytesRatio: number;
+  initMs: number;
+  floorInitMs: number;
+  initRatio: number;
+  /** Spread of the per-round ratios (function ÷ the floor measured right next to it); initRatio is their median. */
+  initRatioP25: number;
+  initRatioP75: number;
+  /** Packages that add the most bytes over the floor, from the esbuild metafiles. */
+  topAdditions: Array<{ input: string; bytes: number }>;
+  /** Environment variables the function insisted on beyond initEnv(), given placeholder values. */
+  envAdded: string[];
+  error?: string;
+}
+
+export interface ColdStartResult {
+  runs: number;
+  node: string;
+  target: number;
+  rows: ColdStartRow[];
+  attribution?: {
+    function: string;
+    probes: ProbeRow[];
+    /** The function rebuilt with Powertools Tracer stubbed out (a what-if, not what ships). */
+    withoutTracer?: { bytes: number; bytesRatio: number; initRatio: number };
+  };
+}
+
+/**
+ * Init-time attribution: the floor plus one library, constructed as the functions construct it, measured
+ * against the floor like a function is. Run for the first function only (the grant worker), and only for
+ * libraries its bundle contains. Answers "what dominates" for time, which bytes alone do not.
+ */
+const PROBES: Array<{ name: string; pkg: string; code: string }> = [
+  {
+    name: 'Powertools Tracer (+ X-Ray SDK)',
+    pkg: '@aws-lambda-powertools/tracer',
+    code: "import { Tracer } from '@aws-lambda-powertools/tracer'; const tracer = new Tracer({ serviceName: 'floor' }); for (const c of clients) tracer.captureAWSv3Client(c);",
+  },
+  {
+    name: 'Powertools Logger',
+    pkg: '@aws-lambda-powertools/logger',
+    code: "import { Logger } from '@aws-lambda-powertools/logger'; globalThis.__probe = new Logger({ serviceName: 'floor' });",
+  },
+  {
+    name: 'Powertools Metrics',
+    pkg: '@aws-lambda-powertools/metrics',
+    code: "import { Metrics } from '@aws-lambda-powertools/metrics'; globalThis.__probe = new Metrics({ serviceName: 'floor', namespace: 'floor' });",
+  },
+  {
+    name: 'Powertools Batch',
+    pkg: '@aws-lambda-powertools/batch',
+    code: "import { processPartialResponse, SqsFifoPartialProcessorAsync } from '@aws-lambda-powertools/batch'; globalThis.__probe = [processPartialResponse, new SqsFifoPartialProcessorAsync()];",
+  },
+  {
+    name: 'middy',
+    pkg: '@middy/core',
+    code: "import middy from '@middy/core'; globalThis.__probe = middy(async () => {});",
+  },
+];
+
+export interface ProbeRow {
+  name: string;
+  /** Floor + this library ÷ floor, median of paired ratios. */
+  initRatio: number;
+  /** Milliseconds it adds over the floor (median of paired differences). */
+  addedMs: number;
+  bytesAdded: number;
+}
+
+export async function coldStart(opts: { runs: number; log: (s: string) => void }): Promise<ColdStartResult> {
+  const out = await mkdtemp(join(tmpdir(), 'eks-grants-bench-'));
+  try {
+    const node = nodeBinary();
+    const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    opts.log(`cold start: building bundles in ${out} (node ${version})`);
+    const bundles = await buildFunctions(out);
+    const firstBundle = bundles[0];
+    if (firstBundle) await assertSameSettings(firstBundle, out);
+
+    // One measurement per distinct bundle: functions sharing an entry (grant and break-glass workers)
+    // ship the same code.
+    const distinct = new Map<string, BundleReport & { names: string[] }>();
+    for (const b of bundles) {
+      const seen = distinct.get(b.entry);
+      if (seen) seen.names.push(b.name);
+      else distinct.set(b.entry, { ...b, names: [b.name] });
+    }
+
+    const rows: ColdStartRow[] = [];
+    let attribution: { function: string; probes: ProbeRow[] } | undefined;
+    for (const bundle of distinct.values()) {
+      const meta = JSON.parse(await readFile(join(out, `${bundle.name}.meta.json`), 'utf8')) as Metafile;
+      const clients = sdkClients(meta);
+      const floor = await buildFloor(clients, join(out, `floor-${bundle.name}`));
+      opts.log(
+        `cold start: ${bundle.names.join('/')} (${bundle.bundleBytes} B) vs floor of ${clients.join(', ')} (${floor.bytes} B), ${opts.runs} runs`,
+      );
+      const fn = pathToFileURL(join(bundle.dir, 'index.js')).href;
+      const fl = pathToFileURL(join(floor.dir, 'index.js')).href;
+      const { env, added } = discoverEnv(node, fn, initEnv(bundle.name, bundle.dir));
+      if (added.length > 0) {
+        opts.log(`cold start: ${bundle.name} also needs ${added.join(', ')} (placeholders used)`);
+      }
+      const m = pairedInit(node, fl, fn, env, opts.runs);
+      rows.push({
+        name: bundle.names.join(' / '),
+        entry: bundle.entry,
+        clients,
+        bytes: bundle.bundleBytes,
+        floorBytes: floor.bytes,
+        bytesRatio: round(bundle.bundleBytes / floor.bytes),
+        initMs: round(median(m.subjectMs), 1),
+        floorInitMs: round(median(m.floorMs), 1),
+        // Median of the paired ratios: each pair ran back to back, so drift on a shared machine cancels.
+        initRatio: round(median(m.ratios)),
+        initRatioP25: round(quantile(m.ratios, 0.25)),
+        initRatioP75: round(quantile(m.ratios, 0.75)),
+        topAdditions: additions(meta, floor.meta),
+        envAdded: added,
+        ...(m.error !== undefined && { error: m.error }),
+      });
+
+      if (!attribution && m.error === undefined) {
+        const probes: ProbeRow[] = [];
+        for (const probe of PROBES.filter((p) =>
+          Object.keys(meta.inputs).some((i) => i.includes(`node_modules/${p.pkg}/`)),
+        )) {
+          const built = await buildFloor(clients, join(out, `probe-${probes.length}`), probe.code);
+          const pm = pairedInit(node, fl, pathToFileURL(join(built.dir, 'index.js')).href, env, opts.runs);
+          probes.push({
+            name: probe.name,
+            initRatio: round(median(pm.ratios)),
+            addedMs: round(median(pm.subjectMs.map((ms, i) => ms - pm.floorMs[i]!)), 1),
+            bytesAdded: built.bytes - floor.bytes,
+          });
+          opts.log(`cold start: floor + ${probe.name}: ${probes.at(-1)?.initRatio}× init`);
+        }
+        // What if the function had no Tracer: the same entry with the Tracer replaced by a no-op stub.
+        const without = await buildWithoutTracer(bundle.entry, join(out, 'without-tracer'));
+        const wm = pairedInit(node, fl, pathToFileURL(join(without.dir, 'index.js')).href, env, opts.runs);
+        const withoutTracer =
+          wm.error === undefined
+            ? {
+                bytes: without.bytes,
+                bytesRatio: round(without.bytes / floor.bytes),
+                initRatio: round(median(wm.ratios)),
+              }
+            : undefined;
+        if (withoutTracer) {
+          opts.log(
+            `cold start: ${bundle.name} without Tracer: ${withoutTracer.bytesRatio}× bytes, ${withoutTracer.initRatio}× init`,
+          );
+        }
+        attribution = { function: bundle.names.join(' / '), probes, ...(withoutTracer && { withoutTracer }) };
+      }
+    }
+    return {
+      runs: opts.runs,
+      node: version,
+      target: COLD_START_TARGET,
+      rows,
+      ...(attribution && { attribution }),
+    };
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `runs` pairs of fresh processes, floor and subject back to back, alternating which goes first. Pair 0
+ * warms the file cache and is discarded.
+ */
+function pairedInit(
+  node: string,
+  floorUrl: string,
+  subjectUrl: string,
+  env: Record<string, string>,
+  runs: number,
+): { floorMs: number[]; subjectMs: number[]; ratios: number[]; error?: string } {
+  const floorMs: number[] = [];
+  const subjectMs: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i <= runs; i++) {
+    let f: InitSample;
+    let w: InitSample;
+    if (i % 2 === 0) {
+      f = initOnce(node, floorUrl, env);
+      w = initOnce(node, subjectUrl, env);
+    } else {
+      w = initOnce(node, subjectUrl, env);
+      f = initOnce(node, floorUrl, env);
+    }
+    const error = f.error ?? w.error;
+    if (error !== undefined) return { floorMs, subjectMs, ratios, error };
+    if (i === 0) continue;
+    floorMs.push(f.ms);
+    subjectMs.push(w.ms);
+    ratios.push(w.ms / f.ms);
+  }
+  return { floorMs, subjectMs, ratios };
+}
+
+export function coldStartSummary(result: ColdStartResult): SummaryRow[] {
+  return result.rows.flatMap((r): SummaryRow[] => {
+    if (r.error) {
+      return [{ benchmark: 'cold start', case: r.name, figure: r.error, target: '', status: 'error' }];
+    }
+    const verdict = (x: number) => (x <= result.target ? 'pass' : 'FAIL');
+    return [
+      {
+        benchmark: 'cold start',
+        case: `${r.name}: bytes ÷ floor`,
+        figure: `${r.bytesRatio.toFixed(2)}× (${(r.bytes / 1024).toFixed(0)} / ${(r.floorBytes / 1024).toFixed(0)} KiB)`,
+        target: `≤ ${result.target}×`,
+        status: verdict(r.bytesRatio),
+      },
+      {
+        benchmark: 'cold start',
+        case: `${r.name}: init ÷ floor`,
+        figure: `${r.initRatio.toFixed(2)}× (${r.initMs} / ${r.floorInitMs} ms; IQR ${r.initRatioP25.toFixed(2)}–${r.initRatioP75.toFixed(2)})`,
+        target: `≤ ${result.target}×`,
+        status: verdict(r.initRatio),
+      },
+    ];
+  });
+}
+
+interface InitSample {
+  ms: number;
+  error?: string;
+  stderr?: string;
+}
+
+function initOnce(node: string, url: string, env: Record<string, string>): InitSample {
+  // A clean environment: no NODE_OPTIONS, no compile cache, nothing from the caller's shell.
+  const r = spawnSync(node, ['--input-type=module', '-e', INIT_SCRIPT, url], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (r.status !== 0) {
+    const stderr = r.stderr || r.error?.message || `exit ${r.status}`;
+    // Bundles are minified: skip source lines Node echoes, keep the "Name: message" line.
+    const lines = stderr.split('\n').map((l) => l.trim());
+    const line =
+      lines.find((l) => /^[\w$]+: /.test(l) && l.length < 500) ??
+      lines.find((l) => l !== '' && l.length < 500);
+    return { ms: Number.NaN, error: `module init failed: ${line ?? 'no readable output'}`, stderr };
+  }
+  return { ms: (JSON.parse(r.stdout) as { ms: number }).ms };
+}
+
+/**
+ * Functions fail their cold start, by design, on a missing required variable. Rather than keep a list
+ * per function here, add each variable the function asks for with a placeholder of the right shape and
+ * report which ones were needed.
+ */
+function discoverEnv(
+  node: string,
+  url: string,
+  base: Record<string, string>,
+): { env: Record<string, string>; added: string[] } {
+  const env = { ...base };
+  const added: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const name = /environment variable (\w+) is required/.exec(initOnce(node, url, env).stderr ?? '')?.[1];
+    if (!name || name in env) break;
+    env[name] = name.endsWith('_URL')
+      ? `https://sqs.us-east-1.amazonaws.com/123456789012/${name.toLowerCase()}.fifo`
+      : name.endsWith('_ARN')
+        ? `arn:aws:sqs:us-east-1:123456789012:${name.toLowerCase()}.fifo`
+        : 'placeholder';
+    added.push(name);
+  }
+  return { env, added };
+}
+
+/** The project's Node (the `node` devDependency) when present: what `npm run bench` itself runs on. */
+function nodeBinary(): string {
+  const local = join(ROOT, 'node_modules', '.bin', 'node');
+  return existsSync(local) ? local : process.execPath;
+}
+
+/** `@aws-sdk/client-*` packages the bundle contains, from its metafile. */
+function sdkClients(meta: Metafile): string[] {
+  const found = new Set<string>();
+  for (const path of Object.keys(meta.inputs)) {
+    const m = /node_modules\/(@aws-sdk\/client-[a-z0-9-]+)\//.exec(path);
+    if (m) found.add(m[1]!);
+  }
+  return [...found].sort();
+}
+
+async function clientClassName(pkg: string): Promise<string> {
+  const mod = (await import(pkg)) as Record<string, unknown>;
+  const names = Object.keys(mod).filter(
+    (k) => /^[A-Z][A-Za-z0-9]*Client$/.test(k) && typeof mod[k] === 'function',
+  );
+  if (names.length !== 1) throw new Error(`cannot tell the client class of ${pkg}: ${names.join(', ')}`);
+  return names[0]!;
+}
+
+/**
+ * Constructs each client once at module level, as every function does at cold start. Constructing is
+ * needed anyway: an import that is never used is tree-shaken away.
+ */
+async function buildFloor(
+  clients: string[],
+  dir: string,
+  probe = '',
+): Promise<{ dir: string; bytes: number; meta: Metafile }> {
+  const lines: string[] = [];
+  const names: string[] = [];
+  for (const [i, pkg] of clients.entries()) {
+    const cls = await clientClassName(pkg);
+    lines.push(`import { ${cls} as C${i} } from '${pkg}';`);
+    names.push(`new C${i}({})`);
+  }
+  lines.push(`const clients = [${names.join(', ')}];`);
+  if (probe) lines.push(probe);
+  lines.push('export const handler = async () => clients.length;');
+  const result = await build({
+    ...SHARED_OPTIONS,
+    stdin: { contents: lines.join('\n'), resolveDir: ROOT, sourcefile: 'bench-floor.js', loader: 'js' },
+    outfile: join(dir, 'index.js'),
+  });
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  return { dir, bytes: (await stat(join(dir, 'index.js'))).size, meta: result.metafile! };
+}
+
+/** The entry built with @aws-lambda-powertools/tracer (and its middy middleware) replaced by no-ops. */
+async function buildWithoutTracer(entry: string, dir: string): Promise<{ dir: string; bytes: number }> {
+  const stub = [
+    'const noop = () => undefined;',
+    // Any method a function calls on the tracer is a no-op; captureAWSv3Client hands the client back.
+    "export class Tracer { constructor() { return new Proxy(this, { get: (_t, p) => (p === 'captureAWSv3Client' ? (c) => c : noop) }); } }",
+    'export const captureLambdaHandler = () => ({ before: noop });',
+    'export const captureMethod = () => (_t, _k, d) => d;',
+  ].join('\n');
+  await build({
+    ...SHARED_OPTIONS,
+    entryPoints: [entry],
+    outfile: join(dir, 'index.js'),
+    plugins: [
+      {
+        name: 'stub-tracer',
+        setup(b) {
+          b.onResolve({ filter: /^@aws-lambda-powertools\/tracer(\/.*)?$/ }, (args) => ({
+            path: args.path,
+            namespace: 'stub',
+          }));
+          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: stub, loader: 'js' }));
+        },
+      },
+    ],
+  });
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  return { dir, bytes: (await stat(join(dir, 'index.js'))).size };
+}
+
+async function assertSameSettings(bundle: BundleReport, out: string): Promise<void> {
+  const file = join(out, 'settings-check', 'index.js');
+  await build({ ...SHARED_OPTIONS, entryPoints: [bundle.entry], outfile: file });
+  const mine = (await stat(file)).size;
+  if (mine !== bundle.bundleBytes) {
+    throw new Error(
+      `bench/cold-start.ts SHARED_OPTIONS no longer match infra/scripts/build.ts: ${bundle.entry} is ` +
+        `${mine} B with the copy and ${bundle.bundleBytes} B from buildFunctions. Update the copy.`,
+    );
+  }
+}
+
+/** Bytes in output per package (or per top-level source folder), function minus floor, largest first. */
+function additions(fn: Metafile, floor: Metafile): Array<{ input: string; bytes: number }> {
+  const a = bytesByPackage(fn);
+  const b = bytesByPackage(floor);
+  return [...a]
+    .map(([input, bytes]) => ({ input, bytes: bytes - (b.get(input) ?? 0) }))
+    .filter((x) => x.bytes > 0)
+    .sort((x, y) => y.bytes - x.bytes)
+    .slice(0, 10);
+}
+
+function bytesByPackage(meta: Metafile): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const output of Object.values(meta.outputs)) {
+    for (const [path, v] of Object.entries(output.inputs)) {
+      const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+      const key = m ? m[1]! : path.split('/').slice(0, 2).join('/');
+      out.set(key, (out.get(key) ?? 0) + v.bytesInOutput);
+    }
+  }
+  return out;
+}

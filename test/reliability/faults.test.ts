@@ -1,0 +1,377 @@
+/**
+ * Faults: thousands of requests through the real queue → runner → worker → EKS emulator path while EKS
+ * answers ~20% of calls with 5xx, 429 or a lost response, and one invocation crashes partway through a
+ * batch. Then the books must balance exactly and EKS must hold what an independent model says.
+ *
+ * "Exactly one terminal audit record per attempt cycle", as asserted below: an attempt cycle of a message
+ * runs from its first delivery to the delivery whose handler run completes it (retries in between publish
+ * nothing). A completed record inside an invocation whose result is lost (the deliberate crash, or a
+ * timeout) starts a second cycle when SQS redelivers it; that replay must publish its own record, which
+ * must be `unchanged` with no EKS change. So per requestId:
+ *   records = (times the request was sent) + (times it was replayed), and
+ *   outcomes = the model's outcome for each send + `unchanged` for each replay.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AuditRecord } from '../../functions/core/audit.js';
+import {
+  type InvocationTracking,
+  injectLostResponses,
+  type LoadStack,
+  startLoadStack,
+  trackInvocations,
+} from '../helpers/load-stack.js';
+import { accessOfSnapshot, canonical, type ModelOutcome, PrincipalModel } from './access-model.js';
+import { FAULTS, SCALE, SEED, TEST_TIMEOUT_MS } from './scale.js';
+import { EDIT, faultWorkload, seededRandom, VIEW, type Workload } from './workload.js';
+
+const TERMINAL = new Set(['granted', 'unchanged', 'revoked', 'rejected', 'failed']);
+// High enough that transient faults never exhaust a message's receives; a DLQ entry here is a finding.
+const MAX_RECEIVE_COUNT = 50;
+const FUNCTION_TIMEOUT_MS = 6_000;
+
+describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} principals)`, () => {
+  let stack: LoadStack;
+  let tracking: InvocationTracking;
+  let workload: Workload;
+  let audits: AuditRecord[];
+  let dlq: string[];
+  const lostResponses = { injected: 0 };
+  let summary: { idle: boolean; batches: number };
+
+  beforeAll(async () => {
+    const random = seededRandom(SEED);
+    workload = faultWorkload(random, FAULTS);
+    tracking = trackInvocations({
+      functionTimeoutMs: FUNCTION_TIMEOUT_MS,
+      crashAtInvocation: 3,
+      crashAfterRecords: 4,
+    });
+    const faultRandom = seededRandom(SEED + 1);
+    stack = await startLoadStack({
+      concurrency: 4,
+      maxReceiveCount: MAX_RECEIVE_COUNT,
+      // Above the function timeout plus the longest SDK backoff, so a redelivery never overlaps its first
+      // run; short enough that the crashed batch comes back soon.
+      visibilityTimeoutSeconds: 12,
+      // trackInvocations enforces the 6 s timeout with exact books; the runner's own must never fire.
+      functionTimeoutMs: 10 * 60_000,
+      config: { retryBaseSeconds: 1, retryMaxSeconds: 1, deadlineMarginMs: 1_500 },
+      decorateEksClient: (client) =>
+        injectLostResponses(client, { rate: 0.04, random: faultRandom, counter: lostResponses }),
+      wrapHandler: tracking.wrap,
+    });
+    for (const p of workload.principals) if (p.seed) stack.h.eks.seedEntry(p.clusterName, p.seed);
+    stack.h.eks.setFaults({
+      errorRate: { '*': 0.12 },
+      // The bucket throttles bursts of the 4 pollers; the sequence guarantees a few 429s even on a
+      // machine too slow to fill the bucket.
+      throttle: { ratePerSecond: 60, burst: 4 },
+      errorSequence: [{ operation: '*', status: 429, count: 3 }],
+      latencyMs: { min: 2, max: 20 },
+      postCreateNotFoundMs: 30,
+      random: faultRandom,
+    });
+    await stack.sendAll(workload.messages);
+    summary = await stack.runner.runUntilIdle({ maxMs: TEST_TIMEOUT_MS - 60_000 });
+    stack.h.eks.clearFaults();
+    audits = stack.h.audits();
+    dlq = await stack.h.dlqBodies();
+
+    const calls = stack.h.eks.calls();
+    const count = (status: number) => calls.filter((c) => c.status === status).length;
+    const faults = count(500) + count(429) + lostResponses.injected;
+    console.info(
+      `[faults ${SCALE}] ${workload.messages.length} messages in ${summary.batches} batches; EKS calls ${calls.length}: ` +
+        `500=${count(500)} 429=${count(429)} lost-responses=${lostResponses.injected} ` +
+        `(${((100 * faults) / calls.length).toFixed(1)}% faulted); crashes=${JSON.stringify(tracking.crashes)} ` +
+        `overruns=${tracking.timeouts} replays=${tracking.replayedBodies.length} ` +
+        `environments=${stack.environments()} dlq=${dlq.length} seed=${SEED}`,
+    );
+  }, TEST_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('drains the queue: nothing is left in flight', async () => {
+    expect(summary.idle).toBe(true);
+    expect(await stack.h.queueDepth()).toBe(0);
+  });
+
+  test('injects the planned faults: 5xx, 429, lost responses (~20% of calls) and one mid-batch crash', () => {
+    const calls = stack.h.eks.calls();
+    const e5xx = calls.filter((c) => c.status === 500).length;
+    const e429 = calls.filter((c) => c.status === 429).length;
+    expect(e5xx).toBeGreaterThan(0);
+    expect(e429).toBeGreaterThan(0);
+    expect(lostResponses.injected).toBeGreaterThan(0);
+    expect((e5xx + e429 + lostResponses.injected) / calls.length).toBeGreaterThanOrEqual(0.12);
+    expect(tracking.crashes).toHaveLength(1);
+    const [crash] = tracking.crashes;
+    // Some records done and some not: a crash partway through, not at a batch boundary.
+    expect(crash!.completed).toBeGreaterThan(0);
+    expect(crash!.completed).toBeLessThan(crash!.batchSize);
+  });
+
+  test('every audit record is terminal, and every request has one per attempt cycle', () => {
+    for (const a of audits) expect(TERMINAL.has(a.outcome), `${a.requestId}: ${a.outcome}`).toBe(true);
+    const sends = countBy(workload.messages.map((m) => m.request.requestId));
+    const replays = countBy(
+      tracking.replayedBodies.map((b) => (JSON.parse(b) as { requestId: string }).requestId),
+    );
+    const records = countBy(audits.map((a) => a.requestId));
+    const wrong: string[] = [];
+    for (const [requestId, sent] of sends) {
+      const want = sent + (replays.get(requestId) ?? 0);
+      if (records.get(requestId) !== want)
+        wrong.push(`${requestId}: ${records.get(requestId) ?? 0} ≠ ${want}`);
+    }
+    for (const requestId of records.keys()) if (!sends.has(requestId)) wrong.push(`${requestId}: never sent`);
+    expect(wrong, 'requests whose terminal records do not match their attempt cycles').toEqual([]);
+    expect(audits).toHaveLength(workload.messages.length + tracking.replayedBodies.length);
+  });
+
+  test('nothing is lost: terminal outcomes plus dead letters account for every sent message', () => {
+    const failed = audits.filter((a) => a.outcome === 'failed');
+    // Every message reached a terminal record; the ones that failed are also in the DLQ, exactly once.
+    expect(audits.length - tracking.replayedBodies.length).toBe(workload.messages.length);
+    expect(countBy(dlq.map((b) => (JSON.parse(b) as { requestId: string }).requestId))).toEqual(
+      countBy(failed.map((a) => a.requestId)),
+    );
+    // With maxReceiveCount 50, transient faults alone must never exhaust a message.
+    expect(
+      failed.map((a) => `${a.requestId}: ${a.reason?.code} ${a.reason?.message}`),
+      'dead-lettered under transient faults',
+    ).toEqual([]);
+  });
+
+  test('outcomes match the independent model, and replays change nothing', () => {
+    const models = new Map(workload.principals.map((p) => [key(p), new PrincipalModel(p.baseline)]));
+    const expected = new Map<string, ModelOutcome[]>();
+    for (const m of workload.messages) {
+      const outcome = models.get(key(m))!.apply(m.request);
+      expected.set(m.request.requestId, [...(expected.get(m.request.requestId) ?? []), outcome]);
+    }
+    for (const body of tracking.replayedBodies) {
+      const { requestId } = JSON.parse(body) as { requestId: string };
+      const first = expected.get(requestId)?.[0];
+      expected.get(requestId)?.push(first === 'rejected' ? 'rejected' : 'unchanged');
+    }
+    const actual = new Map<string, string[]>();
+    for (const a of audits) actual.set(a.requestId, [...(actual.get(a.requestId) ?? []), a.outcome]);
+    const mismatches: string[] = [];
+    for (const [requestId, want] of expected) {
+      const got = [...(actual.get(requestId) ?? [])].sort();
+      if (got.join() !== [...want].sort().join())
+        mismatches.push(`${requestId}: got [${got}] want [${want}]`);
+    }
+    expect(mismatches.slice(0, 20), `${mismatches.length} outcome mismatches`).toEqual([]);
+    // An `unchanged` or `rejected` record, replays included, made no EKS change.
+    const noisy = audits.filter(
+      (a) =>
+        (a.outcome === 'unchanged' || a.outcome === 'rejected') &&
+        a.changes.some((c) => c.status === 'applied'),
+    );
+    expect(noisy.map((a) => a.requestId)).toEqual([]);
+  });
+
+  test('final EKS state equals the model: baseline ∪ active grants, per principal and cluster', () => {
+    const models = new Map(workload.principals.map((p) => [key(p), new PrincipalModel(p.baseline)]));
+    for (const m of workload.messages) models.get(key(m))!.apply(m.request);
+    const mismatches: string[] = [];
+    for (const clusterName of ['dev', 'prod']) {
+      const entries = new Map(stack.h.eks.snapshot(clusterName).map((e) => [e.principalArn, e]));
+      for (const p of workload.principals.filter((x) => x.clusterName === clusterName)) {
+        const entry = entries.get(p.principalArn);
+        entries.delete(p.principalArn);
+        const want = canonical(models.get(key(p))!.state());
+        const got = entry ? canonical(accessOfSnapshot(entry)) : 'absent';
+        if (got !== want)
+          mismatches.push(`${clusterName} ${p.principalArn}\n   got  ${got}\n   want ${want}`);
+        if (entry && entry.type !== 'STANDARD') mismatches.push(`${p.principalArn}: type ${entry.type}`);
+      }
+      for (const arn of entries.keys()) mismatches.push(`${clusterName} ${arn}: an entry nobody asked for`);
+    }
+    expect(mismatches.slice(0, 10), `${mismatches.length} principals differ from the model`).toEqual([]);
+  });
+});
+
+function key(p: { clusterName: string; principalArn: string }): string {
+  return `${p.clusterName} ${p.principalArn}`;
+}
+
+function countBy(values: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const v of values) out.set(v, (out.get(v) ?? 0) + 1);
+  return out;
+}
+
+describe('a lost response to each EKS write', () => {
+  // Per principal, the first response to one write command is lost after EKS applied the call; the SDK
+  // retries it into an "already done" answer (409 on create, 404 on removals) that must not fail the request.
+  const LOST = [
+    'CreateAccessEntryCommand',
+    'UpdateAccessEntryCommand',
+    'AssociateAccessPolicyCommand',
+    'DisassociateAccessPolicyCommand',
+    'DeleteAccessEntryCommand',
+  ] as const;
+  const arnFor = (command: string) => `arn:aws:iam::111122223333:role/lost/${command}`;
+  let stack: LoadStack;
+  const lost = { injected: 0, byCommand: {} as Record<string, number> };
+
+  beforeAll(async () => {
+    const done = new Set<string>();
+    stack = await startLoadStack({
+      concurrency: 2,
+      config: { retryBaseSeconds: 1, retryMaxSeconds: 1 },
+      decorateEksClient: (client) =>
+        injectLostResponses(client, {
+          rate: 1,
+          random: Math.random,
+          counter: lost,
+          only: (command, input) => {
+            const key = `${command} ${String(input.principalArn)}`;
+            if (input.principalArn !== arnFor(command) || done.has(key)) return false;
+            done.add(key);
+            return true;
+          },
+        }),
+    });
+    const messages = LOST.flatMap((command) => {
+      const principalArn = arnFor(command);
+      const base = { schemaVersion: 1, source: 'ticket', clusterName: 'dev', principalArn };
+      const requests = [
+        {
+          ...base,
+          requestId: `${command}-a`,
+          action: 'grant',
+          kubernetesGroups: ['team-a-readers'],
+          accessPolicies: [{ policyArn: VIEW, accessScope: { type: 'namespace', namespaces: ['team-a'] } }],
+        },
+        {
+          ...base,
+          requestId: `${command}-b`,
+          action: 'grant',
+          kubernetesGroups: ['team-b-readers'],
+          accessPolicies: [{ policyArn: EDIT, accessScope: { type: 'namespace', namespaces: ['team-b'] } }],
+        },
+        { ...base, requestId: `${command}-rb`, action: 'revoke', grantId: `${command}-b` },
+        { ...base, requestId: `${command}-ra`, action: 'revoke', grantId: `${command}-a` },
+      ];
+      return requests.map((r) => ({ clusterName: 'dev', principalArn, body: JSON.stringify(r) }));
+    });
+    await stack.sendAll(messages);
+    await stack.runner.runUntilIdle({ maxMs: 120_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('is injected once for every write command', () => {
+    expect(lost.byCommand).toEqual(Object.fromEntries(LOST.map((c) => [c, 1])));
+  });
+
+  test.each(LOST)(
+    'lost %s: the requests still end granted, granted, revoked, revoked and nothing is dead-lettered',
+    async (command) => {
+      const outcomes = ['a', 'b', 'rb', 'ra'].map((suffix) =>
+        stack.h
+          .auditsFor(`${command}-${suffix}`)
+          .map((a) => (a.reason ? `${a.outcome} ${a.reason.code}: ${a.reason.message}` : a.outcome)),
+      );
+      expect(outcomes).toEqual([['granted'], ['granted'], ['revoked'], ['revoked']]);
+      expect(stack.h.eks.snapshot('dev').filter((e) => e.principalArn === arnFor(command))).toEqual([]);
+    },
+  );
+});
+
+describe('a request whose changes all landed in an attempt that then failed', () => {
+  // From the first lost response to the request's decisive write (the grant's AssociateAccessPolicy; the
+  // revoke's AssociateAccessPolicy that narrows the scope, the principal's third), the next 12 responses
+  // for that principal are lost too: the SDK's 4 attempts and the worker's 3 re-read rounds run out, so
+  // the message goes back to the queue although EKS already holds the result. The next delivery finds
+  // nothing left to do; its terminal record must still say what the request did, or the audit trail
+  // shows no `granted` for access that was granted.
+  const GRANTEE = 'arn:aws:iam::111122223333:role/landed/grantee';
+  const REVOKEE = 'arn:aws:iam::111122223333:role/landed/revokee';
+  let stack: LoadStack;
+
+  beforeAll(async () => {
+    const lost = new Map<string, number>();
+    const associations = new Map<string, number>();
+    const decisiveAssociation: Record<string, number> = { [GRANTEE]: 1, [REVOKEE]: 3 };
+    stack = await startLoadStack({
+      concurrency: 1,
+      config: { retryBaseSeconds: 1, retryMaxSeconds: 1 },
+      decorateEksClient: (client) =>
+        injectLostResponses(client, {
+          rate: 1,
+          random: Math.random,
+          counter: { injected: 0 },
+          only: (command, input) => {
+            const arn = String(input.principalArn);
+            const n = lost.get(arn);
+            if (n === undefined && command === 'AssociateAccessPolicyCommand') {
+              const seen = (associations.get(arn) ?? 0) + 1;
+              associations.set(arn, seen);
+              if (seen !== decisiveAssociation[arn]) return false;
+              lost.set(arn, 1);
+              return true;
+            }
+            if (n === undefined || n >= 13) return false;
+            lost.set(arn, n + 1);
+            return true;
+          },
+        }),
+    });
+    const grantOf = (principalArn: string, requestId: string, namespace = 'team-a') => ({
+      schemaVersion: 1,
+      requestId,
+      action: 'grant',
+      source: 'ticket',
+      clusterName: 'dev',
+      principalArn,
+      accessPolicies: [{ policyArn: VIEW, accessScope: { type: 'namespace', namespaces: [namespace] } }],
+    });
+    const revokeOf = (principalArn: string, requestId: string, grantId: string) => ({
+      schemaVersion: 1,
+      requestId,
+      action: 'revoke',
+      source: 'ticket',
+      clusterName: 'dev',
+      principalArn,
+      grantId,
+    });
+    await stack.sendAll(
+      [
+        grantOf(GRANTEE, 'landed-grant'),
+        grantOf(REVOKEE, 'landed-kept'),
+        grantOf(REVOKEE, 'landed-revoked', 'team-b'),
+        revokeOf(REVOKEE, 'landed-revoke', 'landed-revoked'),
+      ].map((r) => ({ clusterName: 'dev', principalArn: r.principalArn, body: JSON.stringify(r) })),
+    );
+    await stack.runner.runUntilIdle({ maxMs: 120_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('a grant is audited `granted`, not `unchanged`', () => {
+    const audits = stack.h.auditsFor('landed-grant');
+    expect(audits.map((a) => a.outcome)).toEqual(['granted']);
+    expect(audits[0]!.attempt).toBeGreaterThan(1);
+    expect(stack.h.eks.snapshot('dev').find((e) => e.principalArn === GRANTEE)?.policies).toHaveLength(1);
+  });
+
+  test('a revoke is audited `revoked`, not `unchanged`', () => {
+    const audits = stack.h.auditsFor('landed-revoke');
+    expect(audits.map((a) => a.outcome)).toEqual(['revoked']);
+    expect(audits[0]!.attempt).toBeGreaterThan(1);
+    expect(stack.h.eks.snapshot('dev').find((e) => e.principalArn === REVOKEE)?.policies).toEqual([
+      { policyArn: VIEW, accessScope: { type: 'namespace', namespaces: ['team-a'] } },
+    ]);
+  });
+});

@@ -1,0 +1,56 @@
+import { describe, expect, test } from 'vitest';
+import { translateEksError } from '../../functions/adapters/eks.js';
+import { PermanentError, TransientError } from '../../functions/core/errors.js';
+
+const sdkError = (name: string, message: string, status: number) =>
+  Object.assign(new Error(message), {
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+  });
+
+describe('translateEksError', () => {
+  test('a missing cluster is permanent', () => {
+    const e = translateEksError(
+      'DescribeAccessEntry',
+      sdkError('ResourceNotFoundException', 'No cluster found for name: ghost.', 404),
+    );
+    expect(e).toBeInstanceOf(PermanentError);
+    expect((e as PermanentError).code).toBe('CLUSTER_NOT_FOUND');
+  });
+
+  test('a 404 naming a cluster-access-policy ARN is not mistaken for a missing cluster', () => {
+    const e = translateEksError(
+      'DisassociateAccessPolicy',
+      sdkError(
+        'ResourceNotFoundException',
+        'The specified policy arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy is not associated',
+        404,
+      ),
+    );
+    expect((e as TransientError).code).toBe('ALREADY_ABSENT');
+  });
+
+  test('a 404 right after a create is eventual consistency, retried', () => {
+    const e = translateEksError(
+      'AssociateAccessPolicy',
+      sdkError('ResourceNotFoundException', 'The specified principalArn could not be found.', 404),
+    );
+    expect(e).toBeInstanceOf(TransientError);
+    expect((e as TransientError).code).toBe('EVENTUAL_CONSISTENCY');
+  });
+
+  test.each([
+    ['InvalidParameterException', 400, PermanentError, 'EKS_INVALID_PARAMETER'],
+    ['InvalidRequestException', 400, PermanentError, 'EKS_INVALID_REQUEST'],
+    ['ResourceLimitExceededException', 400, PermanentError, 'EKS_QUOTA_EXCEEDED'],
+    ['ResourceInUseException', 409, TransientError, 'CONFLICT'],
+    ['ServerException', 500, TransientError, 'EKS_UNAVAILABLE'],
+    ['ThrottlingException', 429, TransientError, 'EKS_THROTTLED'],
+  ])('%s is %s', (name, status, kind, code) => {
+    const e = translateEksError('CreateAccessEntry', sdkError(name, 'x', status));
+    expect(e).toBeInstanceOf(kind);
+    expect((e as PermanentError).code).toBe(code);
+    expect((e as PermanentError).cause).toBeDefined();
+  });
+});
