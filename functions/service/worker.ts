@@ -104,7 +104,9 @@ export function createWorker(options: WorkerOptions) {
         ...(record.attributes.MessageGroupId && { groupId: record.attributes.MessageGroupId }),
       });
       if (result.status === 'retry') {
-        const delay = retryDelaySeconds(receiveCount);
+        // Out of invocation time is our budget, not EKS pushing back: try again at once.
+        const delay =
+          result.error.code === 'DEADLINE' ? Math.round(random()) : retryDelaySeconds(receiveCount);
         try {
           await queue.setVisibility(config.requestQueueUrl, record.receiptHandle, delay);
         } catch (err) {
