@@ -4,6 +4,7 @@
  * retries in the counts). Each case has the minimum a correct plan needs, worked out by hand below from
  * the EKS API (DESIGN.md §3), so "more than the plan needs" is visible.
  */
+import { expiryRequest } from '../functions/adapters/scheduler.js';
 import type { AccessRequest } from '../functions/core/types.js';
 import { fixture } from '../test/helpers/fixtures.js';
 import { type Harness, startHarness } from '../test/helpers/harness.js';
@@ -41,13 +42,18 @@ export interface ApiEfficiencyResult {
   cases: Array<ApiCase | PendingCase>;
 }
 
+/** The worker's clock, moved by a scenario so a time-boxed grant is due without waiting for it. */
+interface Clock {
+  offsetMs: number;
+}
+
 interface Scenario {
   case: string;
   minReads: number;
   minWrites: number;
   why: string;
   /** State before the measured request (not counted). */
-  setup?: (h: Harness) => Promise<void>;
+  setup?: (h: Harness, clock: Clock) => Promise<void>;
   /** The measured request. */
   request: AccessRequest;
 }
@@ -66,6 +72,19 @@ const granted =
   async (h: Harness): Promise<void> => {
     for (const r of requests) await h.send(r);
   };
+
+const HOUR_MS = 3_600_000;
+// A one-hour grant on an entry we create, so its expiry removes everything (Delete).
+const timeBoxed = { ...grant('g1', ['team-a'], ['team-a-readers']), duration: 'PT1H' };
+// What the grant's schedule would deliver; the same body the reconciler re-enqueues for a lost schedule.
+const expiry = expiryRequest(timeBoxed, 'g1');
+
+/** Grants, then moves the clock past the expiry (the worker ignores an expiry more than 60 s early). */
+const grantedThenDue = async (h: Harness, clock: Clock): Promise<void> => {
+  await h.send(timeBoxed);
+  await h.drain();
+  clock.offsetMs = HOUR_MS + 1000;
+};
 
 const SCENARIOS: Scenario[] = [
   {
@@ -115,23 +134,35 @@ const SCENARIOS: Scenario[] = [
     setup: granted(grant('g1', ['team-a'], ['team-a-readers'])),
     request: revoke('r1', 'g1'),
   },
-];
-
-/**
- * Extension point for the lead: expiry (and later the reconciler) land with time-boxed grants. Replace
- * the pending row with a Scenario (grant with a duration, move the harness clock past it, deliver the
- * expiry message as the request) once expiry works end to end.
- */
-const PENDING: PendingCase[] = [
-  { case: 'expiry', status: 'pending', note: 'time-boxed grants and expiry are being built; no figure yet' },
+  {
+    case: 'expiry',
+    minReads: 2,
+    minWrites: 1,
+    why: 'Describe + ListAssociated; Delete drops the entry and its policies (Disassociate if other access remained)',
+    setup: grantedThenDue,
+    request: expiry,
+  },
+  {
+    case: 'expiry replayed',
+    minReads: 1,
+    minWrites: 0,
+    // A replay is the schedule firing after the reconciler re-enqueued it, or a redelivery.
+    why: 'Describe (404) confirms the entry is gone; the ledger alone cannot tell a finished expiry from one whose attempt died between the ledger write and EKS',
+    setup: async (h, clock) => {
+      await grantedThenDue(h, clock);
+      await h.send(expiry);
+    },
+    request: expiry,
+  },
 ];
 
 export async function apiEfficiency(opts: { log: (s: string) => void }): Promise<ApiEfficiencyResult> {
   const cases: Array<ApiCase | PendingCase> = [];
   for (const s of SCENARIOS) {
-    const h = await startHarness();
+    const clock: Clock = { offsetMs: 0 };
+    const h = await startHarness({ now: () => new Date(Date.now() + clock.offsetMs) });
     try {
-      await s.setup?.(h);
+      await s.setup?.(h, clock);
       await h.drain();
       h.eks.resetCalls();
       await h.send(s.request);
@@ -153,7 +184,6 @@ export async function apiEfficiency(opts: { log: (s: string) => void }): Promise
       await h.close();
     }
   }
-  cases.push(...PENDING);
   return { cases };
 }
 

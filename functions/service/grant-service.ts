@@ -97,6 +97,15 @@ const TERMINAL_OUTCOME: Record<string, AuditOutcome> = {
   reconcile: 'repaired',
 };
 
+interface ConvergeResult {
+  outcome: AuditOutcome;
+  /** Grants this message changed; marked once its terminal record is published. */
+  toMarkReported: Grant[];
+  grantId?: string;
+  expiresAt?: string;
+  severity?: 'high';
+}
+
 export class GrantService {
   private readonly now: () => Date;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -156,13 +165,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{
-    outcome: AuditOutcome;
-    toMarkReported: Grant[];
-    grantId?: string;
-    expiresAt?: string;
-    severity?: 'high';
-  }> {
+  ): Promise<ConvergeResult> {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
@@ -187,13 +190,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<{
-    outcome: AuditOutcome;
-    toMarkReported: Grant[];
-    grantId?: string;
-    expiresAt?: string;
-    severity?: 'high';
-  }> {
+  ): Promise<ConvergeResult> {
     const { clusterName, principalArn } = request;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
