@@ -31,6 +31,7 @@ export interface ReconcilerDeps {
   now?: () => Date;
   /** Stop starting new principals this long before the invocation deadline. */
   deadline?: () => number;
+  random?: () => number;
 }
 
 export interface ReconcileReport {
@@ -66,7 +67,9 @@ export async function reconcile(deps: ReconcilerDeps): Promise<ReconcileReport> 
   }
 
   for (const clusterName of deps.clusters) {
-    const principals = await deps.ledger.listPrincipals(clusterName);
+    // Start each run at a random point: a cluster too big for one run is still covered by the
+    // next ones instead of re-checking the same head every time and never reaching the tail.
+    const principals = rotate(await deps.ledger.listPrincipals(clusterName), deps.random ?? Math.random);
     await mapBounded(principals, deps.concurrency, async (principalArn) => {
       if (deps.deadline && Date.now() > deps.deadline()) {
         report.truncated = true;
@@ -153,4 +156,9 @@ export async function mapBounded<T>(
     }
   });
   await Promise.all(lanes);
+}
+
+export function rotate<T>(items: T[], random: () => number): T[] {
+  const at = Math.floor(random() * items.length);
+  return [...items.slice(at), ...items.slice(0, at)];
 }
