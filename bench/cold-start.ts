@@ -11,29 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
-import { type BundleReport, buildFunctions, ROOT } from '../infra/scripts/build.js';
+import { BUNDLE_OPTIONS, type BundleReport, buildFunctions, ROOT } from '../infra/scripts/build.js';
 import { median, quantile, round, type SummaryRow } from './lib/report.js';
 
 export const COLD_START_TARGET = 1.15;
 
-/**
- * A copy of the esbuild options in infra/scripts/build.ts, which does not export them. The floor must be
- * built exactly like the functions; `assertSameSettings` rebuilds a function with this copy and fails the
- * benchmark if the bytes differ from buildFunctions' output, so drift cannot go unnoticed.
- */
-const SHARED_OPTIONS: BuildOptions = {
-  absWorkingDir: ROOT,
-  bundle: true,
-  platform: 'node',
-  target: 'node22',
-  format: 'esm',
-  mainFields: ['module', 'main'],
-  banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
-  minify: true,
-  treeShaking: true,
-  metafile: true,
-  logLevel: 'warning',
-};
+/** Built exactly like the functions (`assertSameSettings` double-checks against buildFunctions' output). */
+const SHARED_OPTIONS: BuildOptions = { ...BUNDLE_OPTIONS, banner: { ...BUNDLE_OPTIONS.banner } };
 
 /**
  * What each function needs in its environment to initialise, with fake values: module init reads config

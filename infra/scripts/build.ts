@@ -8,7 +8,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateRawSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { build, type BuildOptions as EsbuildOptions } from 'esbuild';
 import { policyFileToJson } from '../policy-file.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,6 +30,29 @@ export const FUNCTION_ENTRIES: Readonly<Record<string, string>> = {
 
 /** What goes into each zip; the source map and metafile stay in the build directory. */
 const SHIPPED_FILES = ['index.js', 'package.json', 'policy.json'] as const;
+
+/**
+ * How every function is bundled; the cold-start benchmark builds its floor with the same options.
+ * Deliberately no `external`: @aws-sdk/* is bundled, not taken from the Lambda runtime. The runtime's SDK
+ * version changes under us without notice, and a tree-shaken bundle of the few clients we use loads faster
+ * than resolving the runtime's full SDK from /var/runtime. Cold starts are measured with it bundled.
+ */
+export const BUNDLE_OPTIONS = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node22',
+  // ESM because middy and Powertools are ESM-first; package.json beside the bundle tells Node so.
+  format: 'esm',
+  // Prefer the ES module builds (the AWS SDK ships both): they tree-shake far better.
+  mainFields: ['module', 'main'],
+  // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+  banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
+  minify: true,
+  treeShaking: true,
+  metafile: true,
+  logLevel: 'warning',
+} as const satisfies EsbuildOptions;
 
 export interface BuildOptions {
   /** Functions to build; default: every function whose entry file exists. */
@@ -76,29 +99,12 @@ export async function buildFunctions(outDir: string, options: BuildOptions = {})
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const result = await build({
-      absWorkingDir: ROOT,
+      ...BUNDLE_OPTIONS,
       entryPoints: [entry],
       outfile: join(dir, 'index.js'),
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      // ESM because middy and Powertools are ESM-first; package.json below tells Node so.
-      format: 'esm',
-      // Prefer the ES module builds (the AWS SDK ships both): they tree-shake far better.
-      mainFields: ['module', 'main'],
-      // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-      banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
-      minify: true,
-      treeShaking: true,
       // Not shipped: loading a map costs cold-start time and --enable-source-maps slows every stack
       // trace. Kept here to symbolicate a production trace from the same commit.
       sourcemap: 'external',
-      // Deliberately no `external`: @aws-sdk/* is bundled, not taken from the Lambda runtime. The
-      // runtime's SDK version changes under us without notice, and a tree-shaken bundle of the few
-      // clients we use loads faster than resolving the runtime's full SDK from /var/runtime. Cold
-      // starts are measured with it bundled.
-      metafile: true,
-      logLevel: 'warning',
     });
     await writeFile(join(outDir, `${name}.meta.json`), JSON.stringify(result.metafile));
     await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
