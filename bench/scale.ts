@@ -27,6 +27,7 @@ import { ROOT } from '../infra/scripts/build.js';
 import { eksWrites, reconcilerFor } from '../test/helpers/expiry.js';
 import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../test/helpers/harness.js';
+import { countInFlight } from '../test/helpers/in-flight.js';
 import { round, type SummaryRow } from './lib/report.js';
 
 const CLUSTER = 'dev';
@@ -298,24 +299,6 @@ async function eksReadFloor(h: Harness, principals: string[], concurrency: numbe
 
 function eksConfig(h: Harness): EKSClientConfig {
   return { region: REGION, endpoint: h.eks.endpoint, credentials: CREDENTIALS };
-}
-
-function countInFlight(client: EKSClient): { max(): number } {
-  let inFlight = 0;
-  let max = 0;
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      inFlight++;
-      max = Math.max(max, inFlight);
-      try {
-        return await next(args);
-      } finally {
-        inFlight--;
-      }
-    },
-    { step: 'initialize', name: 'benchCountInFlight' },
-  );
-  return { max: () => max };
 }
 
 /** Counts DynamoDB commands by name on the harness's shared client (the reconciler uses the same one). */

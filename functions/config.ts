@@ -24,7 +24,7 @@ export interface WorkerConfig {
   scheduler: { groupName: string; roleArn: string; queueArn: string };
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   return {

@@ -11,7 +11,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { QueueAdapter } from '../adapters/queue.js';
 import { RoleDirectoryAdapter } from '../adapters/role-directory.js';
-import { required } from '../config.js';
+import { type Env, required } from '../config.js';
 import { TransientError } from '../core/errors.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import { type PlanNote, parseRoleEvent, planRoleEvent, type RoleRecord } from '../core/role-mapping.js';
@@ -25,8 +25,6 @@ export interface RoleLifecycleConfig {
   ledgerTable: string;
   policyPath: string;
 }
-
-type Env = Record<string, string | undefined>;
 
 export function loadRoleLifecycleConfig(env: Env = process.env): RoleLifecycleConfig {
   return {

@@ -25,7 +25,7 @@ import {
   SigningSecrets,
   ssmParameterSource,
 } from '../adapters/secrets.js';
-import { integer, required } from '../config.js';
+import { type Env, integer, required } from '../config.js';
 import { AppError, ConfigError, isRetryable } from '../core/errors.js';
 import {
   explainForJira,
@@ -66,8 +66,6 @@ export interface TicketIntakeConfig {
   secretMaxAgeSeconds: number;
   replayWindowSeconds: number;
 }
-
-type Env = Record<string, string | undefined>;
 
 export function loadTicketIntakeConfig(env: Env = process.env): TicketIntakeConfig {
   const jira = env.JIRA_FIELD_MAPPING?.trim();

@@ -43,8 +43,6 @@ export interface LocalAws extends QueuePair {
   scheduler: SchedulerClient;
   /** Test hooks: events(), failNext(n). */
   eventbridgeEmulator: EventBridgeEmulator;
-  /** @deprecated alias of eventbridgeEmulator, kept for test/helpers/harness.ts. */
-  eventbridge_emulator: EventBridgeEmulator;
   /** Test hooks: schedules(), fired(), pause(), resume(), dropAll(), fireDue(). */
   schedulerEmulator: SchedulerEmulator;
   /**
@@ -112,7 +110,6 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
       eventbridge,
       scheduler,
       eventbridgeEmulator,
-      eventbridge_emulator: eventbridgeEmulator,
       schedulerEmulator,
       env: {
         AWS_REGION: LOCAL_REGION,

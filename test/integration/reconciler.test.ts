@@ -12,6 +12,7 @@ import { mapBounded } from '../../functions/service/reconciler.js';
 import { eksWrites, ledgerOf, reconcilerFor, sleep } from '../helpers/expiry.js';
 import { ns, VIEW } from '../helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../helpers/harness.js';
+import { countInFlight } from '../helpers/in-flight.js';
 
 const ADMIN_VIEW = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminViewPolicy';
 const READS = new Set(['DescribeAccessEntry', 'ListAssociatedAccessPolicies']);
@@ -208,21 +209,8 @@ describe('reconciler against the emulators over HTTP', () => {
       });
     });
 
-    let inFlight = 0;
-    let maxInFlight = 0;
     const counted = new EKSClient({ region: REGION, endpoint: h.eks.endpoint, credentials: CREDENTIALS });
-    counted.middlewareStack.add(
-      (next) => async (args) => {
-        inFlight++;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        try {
-          return await next(args);
-        } finally {
-          inFlight--;
-        }
-      },
-      { step: 'initialize', name: 'countInFlight' },
-    );
+    const inFlight = countInFlight(counted);
 
     const { run } = await reconcilerFor(h, { concurrency: CONCURRENCY, eksClient: counted });
     const started = Date.now();
@@ -238,8 +226,8 @@ describe('reconciler against the emulators over HTTP', () => {
       errors: 0,
       truncated: false,
     });
-    expect(maxInFlight).toBeGreaterThan(1);
-    expect(maxInFlight).toBeLessThanOrEqual(CONCURRENCY);
+    expect(inFlight.max()).toBeGreaterThan(1);
+    expect(inFlight.max()).toBeLessThanOrEqual(CONCURRENCY);
     expect(h.audits().filter((a) => a.outcome === 'drift')).toEqual([]);
     expect(h.eks.calls().filter((c) => c.operation === 'DescribeAccessEntry')).toHaveLength(COUNT);
     expect(eksWrites(h)).toEqual([]);
