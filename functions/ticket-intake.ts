@@ -3,7 +3,7 @@
  * Thin on purpose: config, clients, the policy and the Jira mapping are built once per cold start; the
  * handler only passes the event to the intake (functions/service/ticket-intake.ts).
  */
-import { countMetric, instrumented, logger, traceClients } from './observability.js';
+import { countMetric, instrumented, logger } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createTicketIntake,
@@ -13,7 +13,6 @@ import {
 
 const config = loadTicketIntakeConfig();
 const clients = defaultTicketIntakeClients(config);
-traceClients(clients);
 
 const intake = createTicketIntake({
   config,
