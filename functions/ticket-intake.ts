@@ -4,7 +4,7 @@
  * Thin on purpose: config, clients, the policy and the Jira mapping are built once per cold start; the
  * handler only passes the event to the intake (functions/service/ticket-intake.ts).
  */
-import { countMetric, instrumented, logger, traceClients } from './observability.js';
+import { countMetric, instrumented, logger } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createTicketIntake,
@@ -22,7 +22,6 @@ const routes: readonly IntakeRoute[] = process.env.BREAK_GLASS_SECRET_PARAM?.tri
   : ['/tickets'];
 const config = loadTicketIntakeConfig(process.env, routes);
 const clients = defaultTicketIntakeClients(config);
-traceClients(clients);
 
 const intake = createTicketIntake({
   config,

@@ -647,6 +647,33 @@ describe('functions and artifacts', () => {
     }
   });
 
+  it('traces every function with Lambda active tracing by default, with no layer and no exec wrapper', () => {
+    for (const [id, f] of functions()) {
+      const fn = f as FunctionProps & { TracingConfig?: { Mode: string }; Layers?: unknown[] };
+      expect(fn.TracingConfig, id).toEqual({ Mode: 'Active' });
+      expect(fn.Layers ?? [], id).toEqual([]);
+      expect(fn.Environment?.Variables ?? {}, id).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
+    }
+  });
+
+  it('bundles no tracing SDK: neither Powertools Tracer nor the X-Ray SDK nor OpenTelemetry', async () => {
+    for (const artifact of artifacts) {
+      const meta = JSON.parse(
+        await readFile(join(artifact.dir, '..', `${artifact.name}.meta.json`), 'utf8'),
+      ) as {
+        inputs: Record<string, unknown>;
+      };
+      const inputs = Object.keys(meta.inputs);
+      expect(inputs.length, artifact.name).toBeGreaterThan(0);
+      expect(
+        inputs.filter((i) =>
+          /node_modules\/(@aws-lambda-powertools\/tracer|aws-xray-sdk|@opentelemetry)/.test(i),
+        ),
+        artifact.name,
+      ).toEqual([]);
+    }
+  });
+
   it('deploys each function from its own zip, holding index.js, package.json and policy.json', async () => {
     expect(artifacts.map((a) => functionId(a.name)).sort()).toEqual(
       functions()
