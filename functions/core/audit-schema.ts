@@ -76,6 +76,32 @@ const change = object([
   required('status', oneOf(['applied', 'failed', 'planned'])),
 ]);
 
+const scope = object([
+  required('type', oneOf(['cluster', 'namespace'])),
+  optional('namespaces', { kind: 'array', code: CODE, expected: 'a list of strings', items: text() }),
+]);
+
+const strings: ArraySpec = { kind: 'array', code: CODE, expected: 'a list of strings', items: text() };
+
+const endedBy = object(
+  [required('source', oneOf(SOURCES)), required('requestId', text()), optional('requestedBy', text())],
+  'On revoked and expired: who ended the grant(s): the route, its request, and who it says asked.',
+);
+
+const dropped = object(
+  [
+    required('kubernetesGroups', strings),
+    required('policies', {
+      kind: 'array',
+      code: CODE,
+      expected: 'a list of policy associations',
+      items: object([required('policyArn', text()), required('accessScope', scope)]),
+    }),
+    optional('username', text()),
+  ],
+  "On the grant that recreated a recreated role's stale entry (severity high): what the old entry held that this system never granted, so did not carry over.",
+);
+
 const attempt: IntegerSpec = { kind: 'integer', code: CODE, expected: 'a whole number ≥ 1', minimum: 1 };
 
 export const AUDIT_RECORD_SPEC: ObjectSpec = {
@@ -99,12 +125,7 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
       optional('source', oneOf(SOURCES)),
       optional('action', oneOf(['grant', 'revoke'])),
       optional('requestedBy', text()),
-      optional('approvedBy', {
-        kind: 'array',
-        code: CODE,
-        expected: 'a list of strings',
-        items: text(),
-      } satisfies ArraySpec),
+      optional('approvedBy', strings),
       optional('ticket', text()),
       optional('incidentId', text()),
       required('changes', {
@@ -115,6 +136,8 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
         items: change,
       }),
       optional('expiresAt', instant()),
+      optional('endedBy', endedBy),
+      optional('dropped', dropped),
       required('attempt', attempt),
       required('at', instant()),
     ],
