@@ -46,82 +46,61 @@ describe('the guardrail policy schema', () => {
     expect(first).toBe('# yaml-language-server: $schema=../events/schemas/guardrail-policy.v1.schema.json');
   });
 
-  const sample = async () => structuredClone((await readPolicyDocument(EXAMPLE_POLICY_PATH)) as Json);
-  type Edit = (
-    p: Json & { clusters: Record<string, Json & { rules: Record<string, Json>; roleMappings?: Json }> },
-  ) => void;
-  const edits: Array<[string, Edit]> = [
-    ['an unknown top-level key', (p) => void (p.defaults = {})],
-    ['an unknown cluster key', (p) => void (p.clusters.dev!.limits = {})],
-    ['an unknown source', (p) => void (p.clusters.dev!.rules.tickets = p.clusters.dev!.rules.ticket!)],
+  const sample = async () => structuredClone((await readPolicyDocument(EXAMPLE_POLICY_PATH)) as Json) as Doc;
+  type Doc = Json & { clusters: Record<string, Json & { rules: Record<string, Json>; roleMappings?: Json }> };
+  const dev = (p: Doc) => p.clusters.dev as Json & { rules: Record<string, Json>; roleMappings: Json };
+  const ticket = (p: Doc) => dev(p).rules.ticket as Json;
+  const tag = (p: Doc) => (dev(p).roleMappings.tags as Json[])[0] as Json;
+  const path = (p: Doc) => (dev(p).roleMappings.paths as Json[])[0] as Json;
+  /** [what is wrong, the key to set (on the object `at` picks), its value; undefined deletes it]. */
+  const edits: Array<[string, (p: Doc) => Json, string, unknown]> = [
+    ['an unknown top-level key', (p) => p, 'defaults', {}],
+    ['an unknown cluster key', dev, 'limits', {}],
+    ['an unknown source', (p) => dev(p).rules, 'tickets', { allowedAccounts: ['111122223333'] }],
     [
       'a rule for expiry, which never grants',
-      (p) => void (p.clusters.dev!.rules.expiry = p.clusters.dev!.rules.ticket!),
+      (p) => dev(p).rules,
+      'expiry',
+      { allowedAccounts: ['111122223333'] },
     ],
-    ['an unknown rule key', (p) => void (p.clusters.dev!.rules.ticket!.maxDurration = 'PT1H')],
-    ['an unknown approvals key', (p) => void ((p.clusters.dev!.rules.ticket!.approvals as Json).quorum = 2)],
-    ['an unknown roleMappings key', (p) => void (p.clusters.dev!.roleMappings!.users = [])],
-    [
-      'an unknown tag mapping key',
-      (p) => void (((p.clusters.dev!.roleMappings!.tags as Json[])[0] as Json).extra = 1),
-    ],
-    [
-      'an unknown path mapping key',
-      (p) => void (((p.clusters.dev!.roleMappings!.paths as Json[])[0] as Json).extra = 1),
-    ],
-    ['version 2', (p) => void (p.version = 2)],
-    ['a cluster name EKS refuses', (p) => void (p.clusters['-dev'] = p.clusters.dev!)],
-    ['an unquoted account id', (p) => void (p.clusters.dev!.rules.ticket!.allowedAccounts = [111122223333])],
-    [
-      'an unknown access policy',
-      (p) => void (p.clusters.dev!.rules.ticket!.allowedPolicies = ['AmazonEKSReadPolicy']),
-    ],
-    ['a system: group', (p) => void (p.clusters.dev!.rules.ticket!.allowedGroups = ['system:masters'])],
-    [
-      'a scope type other than cluster or namespace',
-      (p) => void (p.clusters.dev!.rules.ticket!.scopeTypes = ['region']),
-    ],
-    ['a negative approval count', (p) => void (p.clusters.dev!.rules.ticket!.approvals = { required: -1 })],
+    ['an unknown rule key', ticket, 'maxDurration', 'PT1H'],
+    ['an unknown approvals key', (p) => ticket(p).approvals as Json, 'quorum', 2],
+    ['an unknown roleMappings key', (p) => dev(p).roleMappings, 'users', []],
+    ['an unknown tag mapping key', tag, 'extra', 1],
+    ['an unknown path mapping key', path, 'extra', 1],
+    ['version 2', (p) => p, 'version', 2],
+    ['a cluster name EKS refuses', (p) => p.clusters, '-dev', { rules: {} }],
+    ['an unquoted account id', ticket, 'allowedAccounts', [111122223333]],
+    ['an unknown access policy', ticket, 'allowedPolicies', ['AmazonEKSReadPolicy']],
+    ['a system: group', ticket, 'allowedGroups', ['system:masters']],
+    ['a scope type other than cluster or namespace', ticket, 'scopeTypes', ['region']],
+    ['a negative approval count', ticket, 'approvals', { required: -1 }],
     [
       'break-glass without maxDuration',
-      (p) => void delete p.clusters.prod!.rules['break-glass']!.maxDuration,
+      (p) => p.clusters.prod?.rules['break-glass'] as Json,
+      'maxDuration',
+      undefined,
     ],
-    ['a rule without allowedAccounts', (p) => void delete p.clusters.dev!.rules.ticket!.allowedAccounts],
-    [
-      'an upper-case level name',
-      (p) =>
-        void (((p.clusters.dev!.roleMappings!.tags as Json[])[0] as Json).levels = {
-          View: 'AmazonEKSViewPolicy',
-        }),
-    ],
-    [
-      'an aws: tag key',
-      (p) => void (((p.clusters.dev!.roleMappings!.tags as Json[])[0] as Json).key = 'aws:eks'),
-    ],
-    [
-      'the root path as a prefix',
-      (p) => void (((p.clusters.dev!.roleMappings!.paths as Json[])[0] as Json).prefix = '/'),
-    ],
-    [
-      'a trusted creator that is not an ARN',
-      (p) => void (p.clusters.dev!.roleMappings!.trustedCreators = ['admins']),
-    ],
+    ['a rule without allowedAccounts', ticket, 'allowedAccounts', undefined],
+    ['an upper-case level name', tag, 'levels', { View: 'AmazonEKSViewPolicy' }],
+    ['an aws: tag key', tag, 'key', 'aws:eks'],
+    ['the root path as a prefix', path, 'prefix', '/'],
+    ['a trusted creator that is not an ARN', (p) => dev(p).roleMappings, 'trustedCreators', ['admins']],
   ];
-  test.each(edits)('refuses %s, as the validator does', async (_name, edit) => {
+  test.each(edits)('refuses %s, as the validator does', async (_name, at, key, value) => {
     const policy = await sample();
-    edit(policy as Parameters<Edit>[0]);
+    if (value === undefined) delete at(policy)[key];
+    else at(policy)[key] = value;
     expect(accepts(policySchema, policy)).toBe(false);
     expect(() => validatePolicy(policy)).toThrow();
   });
 
   test('accepts what the validator accepts beyond the sample: ARNs, defaults left out, the C6 fields', async () => {
-    const policy = (await sample()) as Parameters<Edit>[0];
-    policy.clusters.dev!.rules.ticket!.allowedPolicies = [
-      'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy',
-    ];
-    delete policy.clusters.dev!.rules.ticket!.approvals;
-    policy.clusters.dev!.roleMappings!.trustedCreators = ['arn:aws:iam::111122223333:role/platform-*'];
-    ((policy.clusters.dev!.roleMappings!.tags as Json[])[0] as Json).allowWildcardNamespaces = true;
+    const policy = await sample();
+    ticket(policy).allowedPolicies = ['arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy'];
+    delete ticket(policy).approvals;
+    dev(policy).roleMappings.trustedCreators = ['arn:aws:iam::111122223333:role/platform-*'];
+    tag(policy).allowWildcardNamespaces = true;
     expect(() => validatePolicy(policy)).not.toThrow();
     expect(schemaErrors(policySchema, policy)).toEqual([]);
   });
