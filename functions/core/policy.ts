@@ -58,7 +58,10 @@ export interface RoleTagMapping {
    * by spaces, `/` or `+`.
    */
   readonly levels: Readonly<Record<string, string>>;
-  /** Whether a tag value may name a namespace prefix ending in `*` (contract C6); default false. */
+  /**
+   * Whether a tag value may name a namespace prefix (`team-*`), which covers every namespace created later
+   * with that prefix. Default false: exact namespaces only.
+   */
   readonly allowWildcardNamespaces: boolean;
 }
 
@@ -74,8 +77,9 @@ export interface RoleMappings {
   readonly tags: readonly RoleTagMapping[];
   readonly paths: readonly RolePathMapping[];
   /**
-   * IAM ARN globs (`*` wildcard) matched against the CloudTrail actor of the role event (contract C6).
-   * Empty: nobody is trusted, so role events grant nothing.
+   * IAM ARN globs (`*` only) of the identities whose CreateRole / TagRole may grant on this cluster,
+   * matched against the CloudTrail caller (for a role session, the role that issued it). Empty: nobody
+   * is trusted, so role events grant nothing here (revocations still apply).
    */
   readonly trustedCreators: readonly string[];
 }

@@ -18,6 +18,10 @@ import {
   toJsonSchema,
 } from './schema.js';
 
+const TRUSTED_CREATOR =
+  'an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, ' +
+  'arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)';
+
 function roleMappingsSpec(): ObjectSpec {
   const tag: ObjectSpec = {
     kind: 'object',
@@ -101,7 +105,7 @@ function roleMappingsSpec(): ObjectSpec {
   return {
     kind: 'object',
     code: CODE,
-    expected: 'a mapping with tags and/or paths',
+    expected: 'a mapping with tags, paths and trustedCreators',
     description:
       "How an IAM role's tags and path become iam-role-created requests, which this cluster's iam-role-created rule still decides.",
     fields: [
@@ -112,13 +116,21 @@ function roleMappingsSpec(): ObjectSpec {
         required: false,
         default: [],
         spec: listOf(
-          string(
-            'an IAM ARN glob (`*` matches any run of characters), e.g. arn:aws:iam::111122223333:role/platform-*',
-            {
-              pattern: String.raw`^arn:(?:aws|aws-cn|aws-us-gov):(?:iam|sts)::(?:[0-9]{12}|\*):[\x21-\x7E]{1,2048}$`,
-            },
-          ),
-          'Who may create roles that get access: matched against the CloudTrail actor. Absent or empty: nobody (contract C6).',
+          string(TRUSTED_CREATOR, {
+            // An IAM user, role or root ARN in one account, with `*` globs after the account.
+            pattern: String.raw`^arn:(?:aws|aws-cn|aws-us-gov):iam::[0-9]{12}:(?:root|(?:role|user)/[A-Za-z0-9_+=,.@/*-]{1,1024})$`,
+            explain: (v) => `${showConfig(v)} is not ${TRUSTED_CREATOR}`,
+            forbidden: [
+              {
+                // CloudTrail reports a session by the role that issued it, which is what is matched.
+                pattern: '^arn:[^:]+:sts::',
+                code: CODE,
+                message: (path, v) =>
+                  `${path}: ${showConfig(v)} is an STS session ARN; name the IAM role that issues the sessions, e.g. arn:aws:iam::111122223333:role/platform-admin (CloudTrail reports a session by that role)`,
+              },
+            ],
+          }),
+          'IAM ARN globs (`*` only) of the identities whose CreateRole / TagRole may grant on this cluster, matched against the CloudTrail caller. Absent or empty: nobody, so role events grant nothing here.',
         ),
       },
     ],

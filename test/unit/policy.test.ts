@@ -577,7 +577,7 @@ describe('role mappings', () => {
       paths: [
         { prefix: '/eks/dev/view/', policyArn: arn('AmazonEKSViewPolicy'), namespaces: ['team-shared'] },
       ],
-      trustedCreators: [],
+      trustedCreators: ['arn:aws:iam::111122223333:role/platform-admin'],
     });
     expect(policy.clusters.prod?.roleMappings).toBeUndefined();
     expect(Object.isFrozen(policy.clusters.dev?.roleMappings?.tags[0]?.levels)).toBe(true);
@@ -651,35 +651,48 @@ describe('role mappings', () => {
     ]);
   });
 
-  test('reads trustedCreators and allowWildcardNamespaces, and refuses a creator that is not an IAM ARN glob', () => {
+  test('reads trustedCreators (absent: nobody) and allowWildcardNamespaces (absent: false)', () => {
     const parsed = validatePolicy(
       withRoleRule({
         tags: [
           { key: 'eks-access/prod', levels: { view: 'AmazonEKSViewPolicy' }, allowWildcardNamespaces: true },
         ],
-        trustedCreators: ['arn:aws:iam::111122223333:role/platform-*'],
+        trustedCreators: [
+          'arn:aws:iam::111122223333:role/pipelines/*',
+          'arn:aws:iam::111122223333:user/alice',
+        ],
       }),
     );
-    expect(parsed.clusters.prod?.roleMappings?.trustedCreators).toEqual([
-      'arn:aws:iam::111122223333:role/platform-*',
-    ]);
     expect(parsed.clusters.prod?.roleMappings?.tags[0]?.allowWildcardNamespaces).toBe(true);
-    expect(
-      validationError(
-        withRoleRule({
-          tags: [
-            {
-              key: 'eks-access/prod',
-              levels: { view: 'AmazonEKSViewPolicy' },
-              allowWildcardNamespaces: 'yes',
-            },
-          ],
-          trustedCreators: ['platform-admins'],
-        }),
-      ).split('\n'),
-    ).toEqual([
+    expect(parsed.clusters.prod?.roleMappings?.trustedCreators).toEqual([
+      'arn:aws:iam::111122223333:role/pipelines/*',
+      'arn:aws:iam::111122223333:user/alice',
+    ]);
+    const none = validatePolicy(
+      withRoleRule({ tags: [{ key: 'k', levels: { view: 'AmazonEKSViewPolicy' } }] }),
+    );
+    expect(none.clusters.prod?.roleMappings?.trustedCreators).toEqual([]);
+    expect(none.clusters.prod?.roleMappings?.tags[0]?.allowWildcardNamespaces).toBe(false);
+  });
+
+  test('refuses trusted creators that are not IAM ARN patterns of one account, naming each', () => {
+    const message = validationError(
+      withRoleRule({
+        trustedCreators: [
+          '*',
+          'arn:aws:sts::111122223333:assumed-role/platform-admin/ivan',
+          'arn:aws:iam::*:role/x',
+          42,
+        ],
+        tags: [{ key: 'k', levels: { view: 'AmazonEKSViewPolicy' }, allowWildcardNamespaces: 'yes' }],
+      }),
+    );
+    expect(message.split('\n')).toEqual([
       'clusters.prod.roleMappings.tags[0].allowWildcardNamespaces: must be true or false; got "yes"',
-      'clusters.prod.roleMappings.trustedCreators[0]: "platform-admins" is not an IAM ARN glob (`*` matches any run of characters), e.g. arn:aws:iam::111122223333:role/platform-*',
+      'clusters.prod.roleMappings.trustedCreators[0]: "*" is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
+      'clusters.prod.roleMappings.trustedCreators[1]: "arn:aws:sts::111122223333:assumed-role/platform-admin/ivan" is an STS session ARN; name the IAM role that issues the sessions, e.g. arn:aws:iam::111122223333:role/platform-admin (CloudTrail reports a session by that role)',
+      'clusters.prod.roleMappings.trustedCreators[2]: "arn:aws:iam::*:role/x" is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
+      'clusters.prod.roleMappings.trustedCreators[3]: 42 is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
     ]);
   });
 
