@@ -80,6 +80,11 @@ export interface RoleTagMapping {
    * by spaces, `/` or `+`.
    */
   readonly levels: Readonly<Record<string, string>>;
+  /**
+   * Whether a tag value may name a namespace prefix (`team-*`), which covers every namespace created later
+   * with that prefix. Default false: exact namespaces only.
+   */
+  readonly allowWildcardNamespaces: boolean;
 }
 
 export interface RolePathMapping {
@@ -93,6 +98,12 @@ export interface RolePathMapping {
 export interface RoleMappings {
   readonly tags: readonly RoleTagMapping[];
   readonly paths: readonly RolePathMapping[];
+  /**
+   * IAM ARN globs (`*` only) of the identities whose CreateRole / TagRole may grant on this cluster,
+   * matched against the CloudTrail caller (for a role session, the role that issued it). Empty: nobody
+   * is trusted, so role events grant nothing here (revocations still apply).
+   */
+  readonly trustedCreators: readonly string[];
 }
 
 export interface ClusterPolicy {
@@ -116,8 +127,8 @@ export type Decision =
 
 const TOP_KEYS = ['version', 'clusters'] as const;
 const CLUSTER_KEYS = ['rules', 'roleMappings'] as const;
-const ROLE_MAPPING_KEYS = ['tags', 'paths'] as const;
-const TAG_MAPPING_KEYS = ['key', 'levels'] as const;
+const ROLE_MAPPING_KEYS = ['tags', 'paths', 'trustedCreators'] as const;
+const TAG_MAPPING_KEYS = ['key', 'levels', 'allowWildcardNamespaces'] as const;
 const PATH_MAPPING_KEYS = ['prefix', 'policy', 'namespaces'] as const;
 const RULE_KEYS = [
   'allowedPolicies',
@@ -142,6 +153,12 @@ const TAG_KEY_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 const LEVEL_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 /** IAM paths: `/`, or `/`-delimited segments of printable ASCII, at most 512 characters. */
 const IAM_PATH_RE = /^\/(?:[\x21-\x2E\x30-\x7E]+\/)*$/;
+/**
+ * A trusted creator: an IAM user, role or root ARN in one account, with `*` globs after the account. An STS
+ * session ARN is refused: CloudTrail reports sessions by the role that issued them, which is what we match.
+ */
+const TRUSTED_CREATOR_RE =
+  /^arn:(?:aws|aws-cn|aws-us-gov):iam::[0-9]{12}:(?:root|(?:role|user)\/[A-Za-z0-9_+=,.@/*-]{1,1024})$/;
 /** A namespace a mapping names: a DNS-1123 label, or a prefix ending in `*` as in requests. */
 const MAPPED_NAMESPACE_RE = /^(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?|[a-z0-9][-a-z0-9]{0,61}\*)$/;
 
@@ -238,7 +255,7 @@ function readRoleMappings(
   issues: string[],
 ): RoleMappings | undefined {
   if (!isRecord(raw)) {
-    issues.push(`${path}: must be a mapping with tags and/or paths; got ${show(raw)}`);
+    issues.push(`${path}: must be a mapping with tags, paths and trustedCreators; got ${show(raw)}`);
     return undefined;
   }
   const before = issues.length;
@@ -265,8 +282,29 @@ function readRoleMappings(
     readList(raw.paths, join(path, 'paths'), issues, (v, p) =>
       readPathMapping(v, p, rule, rulePath, issues),
     ) ?? [];
+  const trustedCreators =
+    readList(raw.trustedCreators, join(path, 'trustedCreators'), issues, (v, p) =>
+      readTrustedCreator(v, p, issues),
+    ) ?? [];
   if (issues.length > before) return undefined;
-  return { tags, paths };
+  return { tags, paths, trustedCreators };
+}
+
+function readTrustedCreator(value: unknown, path: string, issues: string[]): string | undefined {
+  if (typeof value === 'string' && TRUSTED_CREATOR_RE.test(value)) return value;
+  if (typeof value === 'string' && /^arn:[^:]+:sts::/.test(value)) {
+    return fail(
+      issues,
+      path,
+      `${show(value)} is an STS session ARN; name the IAM role that issues the sessions, e.g. arn:aws:iam::111122223333:role/platform-admin (CloudTrail reports a session by that role)`,
+    );
+  }
+  return fail(
+    issues,
+    path,
+    `${show(value)} is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, ` +
+      'arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
+  );
 }
 
 function readTagMapping(
@@ -306,8 +344,12 @@ function readTagMapping(
       levels.push([level, policyArn]);
     }
   }
+  const allowWildcardNamespaces =
+    raw.allowWildcardNamespaces === undefined
+      ? false
+      : readBoolean(raw.allowWildcardNamespaces, join(path, 'allowWildcardNamespaces'), issues);
   if (issues.length > before) return undefined;
-  return { key: key as string, levels: lookupTable(levels) };
+  return { key: key as string, levels: lookupTable(levels), allowWildcardNamespaces };
 }
 
 function readPathMapping(

@@ -835,6 +835,18 @@ describe('HTTP API: break-glass isolated from tickets', () => {
     });
   });
 
+  it('lets the role intake audit refused grants: AUDIT_BUS_NAME and events:PutEvents on the audit bus only', () => {
+    const env = props<FunctionProps>(functionId('roleLifecycleIntake'), 'AWS::Lambda::Function').Environment
+      ?.Variables;
+    expect(env?.AUDIT_BUS_NAME).toEqual({ Ref: 'AuditBus' });
+    const puts = statementsOf('RoleLifecycleIntakeRole').filter((s) =>
+      list(s.Action).includes('events:PutEvents'),
+    );
+    expect(puts.map((s) => [s.Effect, render(s.Resource)])).toEqual([
+      ['Allow', render({ 'Fn::GetAtt': ['AuditBus', 'Arn'] })],
+    ]);
+  });
+
   it('reserves concurrency for the break-glass intake, and gives it only break-glass settings', () => {
     const fn = props<FunctionProps & { ReservedConcurrentExecutions?: number }>(
       functionId('breakGlassIntake'),
