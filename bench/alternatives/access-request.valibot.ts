@@ -17,8 +17,11 @@ const msg =
   (issue: v.BaseIssue<unknown>): string =>
     `${code}: "${issue.path?.map((p) => p.key).join('.') ?? ''}" got ${JSON.stringify(issue.input)?.slice(0, 80)}. Expected ${expected}.`;
 
-const str = (code: string, expected: string, ...checks: v.PipeItem<string, string, v.BaseIssue<unknown>>[]) =>
-  v.pipe(v.string(msg('INVALID_TYPE', expected)), ...checks);
+const str = (
+  _code: string,
+  expected: string,
+  ...checks: v.PipeItem<string, string, v.BaseIssue<unknown>>[]
+) => v.pipe(v.string(msg('INVALID_TYPE', expected)), ...checks);
 
 const id = (code: string) =>
   str(

@@ -170,12 +170,13 @@ function coherence(rule: Record<string, unknown>, path: string): string[] {
 }
 
 /** One rule: what a source may grant on one cluster. Every list is an allow-list; empty = nothing. */
-function ruleSpec(source: GrantingSource): ObjectSpec {
+function ruleSpec(breakGlass: boolean): ObjectSpec {
   return {
     kind: 'object',
     code: CODE,
     expected: 'a mapping',
-    description: `What ${source} requests may grant on this cluster. Every list is an allow-list; empty = nothing.`,
+    ref: breakGlass ? 'breakGlassRule' : 'rule',
+    description: `What requests from ${breakGlass ? 'break-glass' : 'this source'} may grant on this cluster. Every list is an allow-list; empty = nothing.`,
     fields: [
       optional('allowedPolicies', listOf(accessPolicy, 'Access policies, by short name or ARN.'), []),
       optional(
@@ -228,7 +229,7 @@ function ruleSpec(source: GrantingSource): ObjectSpec {
         ),
         [],
       ),
-      source === 'break-glass'
+      breakGlass
         ? {
             name: 'maxDuration',
             required: true,
@@ -250,12 +251,17 @@ function ruleSpec(source: GrantingSource): ObjectSpec {
   };
 }
 
+const STANDARD_RULE = ruleSpec(false);
+const BREAK_GLASS_RULE = ruleSpec(true);
+
 const RULES: ObjectSpec = {
   kind: 'object',
   code: CODE,
   expected: 'a mapping of source to rule',
   description: `Rules by request source (${GRANTING_SOURCES.join(', ')}); a source without a rule is denied.`,
-  fields: GRANTING_SOURCES.map((source) => optional(source, ruleSpec(source))),
+  fields: GRANTING_SOURCES.map((source) =>
+    optional(source, source === 'break-glass' ? BREAK_GLASS_RULE : STANDARD_RULE),
+  ),
   unknownKey: (key, path) =>
     (SOURCES as readonly string[]).includes(key)
       ? `${configJoin(path, key)}: ${key} never grants access, so it takes no rule; rules apply to ${GRANTING_SOURCES.join(', ')}`

@@ -118,7 +118,8 @@ function roleMappingsSpec(): ObjectSpec {
         spec: listOf(
           string(TRUSTED_CREATOR, {
             // An IAM user, role or root ARN in one account, with `*` globs after the account.
-            pattern: String.raw`^arn:(?:aws|aws-cn|aws-us-gov):iam::[0-9]{12}:(?:root|(?:role|user)/[A-Za-z0-9_+=,.@/*-]{1,1024})$`,
+            pattern:
+              '^arn:(?:aws|aws-cn|aws-us-gov):iam::[0-9]{12}:(?:root|(?:role|user)/[A-Za-z0-9_+=,.@/*-]{1,1024})$',
             explain: (v) => `${showConfig(v)} is not ${TRUSTED_CREATOR}`,
             forbidden: [
               {
@@ -214,6 +215,8 @@ export function validateGuardrailPolicy(raw: unknown): GuardrailPolicy {
 
 /** JSON Schema (draft 2020-12) of the policy file, for events/schemas/ and editors (yaml-language-server). */
 export function guardrailPolicyJsonSchema(): Record<string, unknown> {
+  const defs: Record<string, unknown> = {};
+  const body = toJsonSchema(guardrailPolicySpec(), defs);
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'urn:eks-access-grants:schema:guardrail-policy:v1',
@@ -224,6 +227,7 @@ export function guardrailPolicyJsonSchema(): Record<string, unknown> {
       'allowedPolicies and namespacePatterns with namespace scope (and neither without); a rule that grants ' +
       "something; role mappings that their cluster's iam-role-created rule allows; tag keys distinct ignoring " +
       'case. It reports every problem at once, each with its path.',
-    ...toJsonSchema(guardrailPolicySpec()),
+    ...body,
+    $defs: defs,
   };
 }

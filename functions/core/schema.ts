@@ -21,6 +21,8 @@ export interface SpecBase {
   readonly description?: string;
   /** `collect` only: the problem (after `path: `) for any type or value failure of this spec. */
   readonly explain?: (value: unknown) => string;
+  /** JSON Schema only: emitted once, as `$defs/<ref>`, and referenced wherever the spec is used. */
+  readonly ref?: string;
 }
 
 /** A value that matches the general shape but is refused for a specific reason (with its own code). */
@@ -410,8 +412,18 @@ function validateObject(spec: ObjectSpec, value: unknown, path: string): Checked
   return reason ? { ok: false, reason } : { ok: true, value: out };
 }
 
-/** JSON Schema (draft 2020-12 vocabulary) for a spec. */
-export function toJsonSchema(spec: Spec): Record<string, unknown> {
+/**
+ * JSON Schema (draft 2020-12 vocabulary) for a spec. With `defs`, a spec that has a `ref` is emitted
+ * once into `defs` and referenced as `#/$defs/<ref>`; the caller puts `defs` under `$defs`.
+ */
+export function toJsonSchema(spec: Spec, defs?: Record<string, unknown>): Record<string, unknown> {
+  if (defs && spec.ref !== undefined) {
+    if (!Object.hasOwn(defs, spec.ref)) {
+      defs[spec.ref] = {}; // reserved first, so a spec that contains itself terminates
+      defs[spec.ref] = toJsonSchema({ ...spec, ref: undefined } as Spec, defs);
+    }
+    return { $ref: `#/$defs/${spec.ref}` };
+  }
   const s: Record<string, unknown> = {};
   // Leaf descriptions repeat the validator's "expected" text, so schema readers see the same contract.
   const accepted =
@@ -443,7 +455,7 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
       break;
     case 'array':
       s.type = 'array';
-      s.items = toJsonSchema(spec.items);
+      s.items = toJsonSchema(spec.items, defs);
       if (spec.minItems !== undefined) s.minItems = spec.minItems;
       if (spec.maxItems !== undefined) s.maxItems = spec.maxItems;
       // Uniqueness by key is stricter than uniqueItems, but implies it.
@@ -451,9 +463,9 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
       break;
     case 'record': {
       s.type = 'object';
-      const { description: _, ...keys } = toJsonSchema(spec.keys);
+      const { description: _, ...keys } = toJsonSchema(spec.keys, defs);
       s.propertyNames = keys;
-      s.additionalProperties = toJsonSchema(spec.values);
+      s.additionalProperties = toJsonSchema(spec.values, defs);
       if (spec.minEntries !== undefined) s.minProperties = spec.minEntries;
       break;
     }
@@ -464,7 +476,7 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
       s.properties = Object.fromEntries(
         spec.fields.map((f) => [
           f.name,
-          { ...toJsonSchema(f.spec), ...(f.default !== undefined && { default: f.default }) },
+          { ...toJsonSchema(f.spec, defs), ...(f.default !== undefined && { default: f.default }) },
         ]),
       );
       if (spec.rules?.length) s.allOf = spec.rules.map((r) => r.schema);
