@@ -4,7 +4,9 @@
  * Deny by default: a cluster not listed, a source without a rule, or anything a
  * rule does not name is refused. `validatePolicy` turns the file (YAML in the
  * repo, JSON in the Lambda bundle) into a normalized, frozen object once per cold
- * start; `decide` is a pure function of (policy, request, now) run per request.
+ * start (the file's shape is declared in policy-schema.ts and role-mapping-schema.ts,
+ * which also yield its JSON Schema); `decide` is a pure function of (policy, request,
+ * now) run per request.
  */
 import type { GrantingSource } from './policy-schema.js';
 import { validateGuardrailPolicy } from './role-mapping-schema.js';
