@@ -1,27 +1,26 @@
 /**
- * What the worker would do to the ledger for one request, computed without writing it: the rules of
- * GrantService.updateLedger (functions/service/grant-service.ts), applied to a copy of the record.
- * TODO(domain): use the pure ledger-change function from functions/core once it lands, so the two
- * cannot drift.
+ * What the worker would do to the ledger for one request, computed without writing it: the worker's own
+ * pure rule (planLedgerChange, functions/core/ledger-change.ts), applied to a copy of the record the way
+ * GrantService applies it after its writes.
  */
-import {
-  endGrant,
-  grantFromRequest,
-  narrowGrants,
-  type PrincipalRecord,
-} from '../../functions/core/ledger.js';
+import { RejectionError } from '../../functions/core/errors.js';
+import type { PrincipalRecord } from '../../functions/core/ledger.js';
+import { planLedgerChange } from '../../functions/core/ledger-change.js';
 import type { AccessRequest, AccessState, Reason } from '../../functions/core/types.js';
 
 export interface Simulated {
   /** The record as the worker would leave it. */
   record: PrincipalRecord;
-  /** The grant was first recorded by this request (decides planRecreate for recreated roles). */
-  inserted: boolean;
+  /** A recreated role: the worker deletes the stale entry and creates it again (planRecreate). */
+  recreate: boolean;
   /** A refusal the worker makes only once it sees the ledger and EKS. */
   rejection?: Reason;
-  /** Something a person should know: the request would change nothing, and why. */
-  note?: string;
+  /** What the worker would log about it (e.g. an early expiry it ignores). */
+  notes: string[];
 }
+
+/** The message id a dry run stamps on grants it would touch; never written anywhere. */
+const DRY_RUN_MESSAGE = 'plan-dry-run';
 
 export function simulateLedger(
   request: AccessRequest,
@@ -31,85 +30,23 @@ export function simulateLedger(
   now: Date,
 ): Simulated {
   const record: PrincipalRecord = structuredClone(original);
-  const { clusterName, principalArn } = request;
-  if (request.source === 'reconcile') return { record, inserted: false };
-
-  if (request.action === 'grant') {
-    if (current.exists && (current.type ?? 'STANDARD') !== 'STANDARD' && request.accessPolicies?.length) {
-      return reject(
-        record,
-        'NOT_STANDARD_ENTRY',
-        `the access entry of ${principalArn} on ${clusterName} is of type ${current.type}; access policies apply only to STANDARD entries`,
-      );
+  let change: ReturnType<typeof planLedgerChange>;
+  try {
+    change = planLedgerChange({ record, request, current, expiresAt, now, messageId: DRY_RUN_MESSAGE });
+  } catch (err) {
+    if (err instanceof RejectionError) {
+      return { record, recreate: false, rejection: { code: err.code, message: err.message }, notes: [] };
     }
-    if (request.username !== undefined && current.exists && current.username !== request.username) {
-      return reject(
-        record,
-        'USERNAME_CONFLICT',
-        `the access entry already maps ${principalArn} to username ${JSON.stringify(current.username)}; this system does not rename existing entries`,
-      );
-    }
-    if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
-      return reject(
-        record,
-        'ALREADY_EXPIRED',
-        `the grant would have expired at ${expiresAt}; nothing was applied`,
-      );
-    }
-    if (!record.baseline) {
-      const { tags: _ignored, ...baseline } = current;
-      record.baseline = baseline;
-    }
-    const existing = record.grants.find((g) => g.grantId === request.requestId);
-    if (!existing) {
-      record.grants.push(grantFromRequest(request, expiresAt, now));
-      return { record, inserted: true };
-    }
-    if (existing.status === 'failed') {
-      existing.status = 'active';
-      delete existing.endedAt;
-      return { record, inserted: false };
-    }
-    return {
-      record,
-      inserted: false,
-      note: `grant ${existing.grantId} is already recorded (${existing.status}); a replay changes nothing`,
-    };
+    throw err;
   }
-
-  if (request.grantId !== undefined) {
-    const grant = record.grants.find((g) => g.grantId === request.grantId);
-    if (!grant) {
-      return reject(
-        record,
-        'GRANT_NOT_FOUND',
-        `no grant ${request.grantId} exists for ${principalArn} on ${clusterName}; nothing to ${request.source === 'expiry' ? 'expire' : 'revoke'}`,
-      );
-    }
-    if (grant.status !== 'active')
-      return { record, inserted: false, note: `grant ${grant.grantId} is already ${grant.status}` };
-    if (
-      request.source === 'expiry' &&
-      grant.expiresAt &&
-      Date.parse(grant.expiresAt) > now.getTime() + 60_000
-    ) {
-      return {
-        record,
-        inserted: false,
-        note: `grant ${grant.grantId} expires at ${grant.expiresAt}; an expiry now is ignored`,
-      };
-    }
-    Object.assign(grant, endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now));
-    return { record, inserted: false };
+  // A capture is write-once (a stored baseline wins); a replace (recreated role) overwrites.
+  if (change.baseline?.kind === 'capture') record.baseline ??= change.baseline.baseline;
+  else if (change.baseline?.kind === 'replace') record.baseline = change.baseline.baseline;
+  if (change.insert) record.grants.push(change.insert);
+  for (const { next } of change.updates) {
+    const at = record.grants.findIndex((g) => g.grantId === next.grantId);
+    if (at === -1) record.grants.push(next);
+    else record.grants[at] = next;
   }
-
-  for (const next of narrowGrants(record.grants, request, now)) {
-    const i = record.grants.findIndex((g) => g.grantId === next.grantId);
-    if (i >= 0) record.grants[i] = next;
-  }
-  return { record, inserted: false };
-}
-
-function reject(record: PrincipalRecord, code: string, message: string): Simulated {
-  return { record, inserted: false, rejection: { code, message } };
+  return { record, recreate: change.recreate === true, notes: change.notes.map((n) => n.message) };
 }

@@ -163,20 +163,38 @@ function statementsOf(roleId: string): Statement[] {
   return (role.Policies ?? []).flatMap((p) => p.PolicyDocument.Statement);
 }
 
-function conditionHolds(condition: Statement['Condition'], context: Record<string, string>): boolean {
-  return Object.entries(condition ?? {}).every(([operator, keys]) =>
+type Context = Record<string, string | readonly string[]>;
+
+/**
+ * IAM condition evaluation, as the IAM User Guide describes it (condition operators; multivalued
+ * context keys): a negated operator holds when the key is absent; ForAllValues holds for an absent or
+ * empty key and when every value matches; ForAnyValue needs at least one matching value.
+ */
+function conditionHolds(condition: Statement['Condition'], context: Context): boolean {
+  return Object.entries(condition ?? {}).every(([qualified, keys]) =>
     Object.entries(keys).every(([key, expected]) => {
-      const actual = context[key];
-      if (actual === undefined) return false;
+      const [set, operator = ''] = qualified.includes(':') ? qualified.split(':') : [undefined, qualified];
+      const raw = context[key];
+      const actual = raw === undefined ? [] : typeof raw === 'string' ? [raw] : [...raw];
       const values = list(expected).map(render);
-      if (operator === 'StringEquals' || operator === 'ArnEquals') return values.includes(actual);
-      if (operator === 'StringLike' || operator === 'ArnLike') return values.some((v) => glob(v, actual));
-      throw new Error(`the evaluator does not know condition operator ${operator}`);
+      if (operator === 'Null') return (actual.length === 0) === (values[0] === 'true');
+      const negated = operator.includes('Not');
+      const base = operator.replace('Not', '');
+      const one = (v: string): boolean => {
+        if (base === 'StringEquals' || base === 'ArnEquals' || base === 'Bool') return values.includes(v);
+        if (base === 'StringLike' || base === 'ArnLike') return values.some((p) => glob(p, v));
+        throw new Error(`the evaluator does not know condition operator ${qualified}`);
+      };
+      if (set === 'ForAllValues') return actual.every((v) => (negated ? !one(v) : one(v)));
+      if (set === 'ForAnyValue') return actual.some((v) => (negated ? !one(v) : one(v)));
+      if (set !== undefined) throw new Error(`the evaluator does not know set operator ${set}`);
+      if (negated) return !actual.some(one);
+      return actual.length > 0 && actual.some(one);
     }),
   );
 }
 
-function matches(statement: Statement, action: string, resource: string, context: Record<string, string>) {
+function matches(statement: Statement, action: string, resource: string, context: Context) {
   return (
     list(statement.Action).some((a) => glob(a, action)) &&
     list(statement.Resource).some((r) => glob(render(r), resource)) &&
@@ -184,10 +202,51 @@ function matches(statement: Statement, action: string, resource: string, context
   );
 }
 
-function allowed(roleId: string, action: string, resource: string, context: Record<string, string> = {}) {
+/** Identity policy of a role in this stack: may it do `action` on `resource`? */
+function allowed(roleId: string, action: string, resource: string, context: Context = {}) {
   const statements = statementsOf(roleId);
   if (statements.some((s) => s.Effect === 'Deny' && matches(s, action, resource, context))) return false;
   return statements.some((s) => s.Effect === 'Allow' && matches(s, action, resource, context));
+}
+
+const arnOf = (id: string) => render({ 'Fn::GetAtt': [id, 'Arn'] });
+
+/** The resource-policy statements that apply to a resource (queue policies, the event bus policy). */
+function resourceStatements(resourceId: string): Statement[] {
+  const found: Statement[] = [];
+  for (const [, r] of Object.entries(template.Resources)) {
+    const p = r.Properties as {
+      Queues?: unknown[];
+      EventBusName?: unknown;
+      PolicyDocument?: { Statement: Statement[] };
+      Statement?: Statement | Statement[];
+    };
+    if (r.Type === 'AWS::SQS::QueuePolicy' && (p.Queues ?? []).some((q) => target(q) === resourceId)) {
+      found.push(...(p.PolicyDocument?.Statement ?? []));
+    }
+    if (r.Type === 'AWS::Events::EventBusPolicy' && target(p.EventBusName) === resourceId) {
+      found.push(...list(p.Statement));
+    }
+  }
+  return found;
+}
+
+/**
+ * Same-account evaluation (IAM User Guide, policy evaluation logic): an explicit Deny in the identity
+ * or the resource policy wins; otherwise an Allow in either is enough. `principal` is a role of this
+ * stack (its identity policy is evaluated) or any other ARN, assumed to have an identity policy that
+ * allows everything, the worst case.
+ */
+function mayCall(principal: string, action: string, resourceId: string, context: Context = {}): boolean {
+  const resource = arnOf(resourceId);
+  const isOwnRole = template.Resources[principal]?.Type === 'AWS::IAM::Role';
+  const principalArn = isOwnRole ? arnOf(principal) : principal;
+  const ctx: Context = { ...context, 'aws:PrincipalArn': principalArn };
+  const denied = resourceStatements(resourceId).some(
+    (s) => s.Effect === 'Deny' && matches(s, action, resource, ctx),
+  );
+  if (denied) return false;
+  return isOwnRole ? allowed(principal, action, resource, ctx) : true;
 }
 
 const clusterArn = (name: string) => `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/${name}`;
@@ -225,8 +284,15 @@ function fakeEnvironment(variables: Record<string, unknown>): Record<string, str
     const id = target(value);
     const type = id ? template.Resources[id]?.Type : undefined;
     const isRef = (value as { Ref?: string }).Ref !== undefined;
+    const sub = (value as { 'Fn::Sub'?: unknown })['Fn::Sub'];
     if (typeof value === 'string') env[name] = value;
-    else if (type === 'AWS::SQS::Queue' && isRef)
+    else if (typeof sub === 'string') {
+      // A role's unique id looks like AROA + 17 upper-case letters and digits.
+      const roleIds = sub.replace(/\$\{(\w+)\.RoleId\}/g, (_, role: string) =>
+        `AROA${role.toUpperCase().replace(/[^A-Z0-9]/g, '')}`.padEnd(21, 'X').slice(0, 21),
+      );
+      env[name] = render({ 'Fn::Sub': roleIds });
+    } else if (type === 'AWS::SQS::Queue' && isRef)
       env[name] = `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${id}`;
     else if (type === 'AWS::SQS::Queue') env[name] = `arn:aws:sqs:${REGION}:${ACCOUNT}:${id}`;
     else if (type === 'AWS::IAM::Role') env[name] = `arn:aws:iam::${ACCOUNT}:role/${id}`;
@@ -447,11 +513,12 @@ describe('IAM', () => {
     }
   });
 
-  it('lets only the HTTP intake and break-glass expiries write to the break-glass queue', () => {
+  it('lets only the break-glass intake and break-glass expiries write to the break-glass queue', () => {
     // Whoever can write there can ask the break-glass worker for cluster admin.
     const queue = render({ 'Fn::GetAtt': ['BreakGlassQueue', 'Arn'] });
     const writers = roleIds().filter((roleId) => allowed(roleId, 'sqs:SendMessage', queue));
-    expect(writers.sort()).toEqual(['BreakGlassSchedulerRole', 'TicketIntakeRole']);
+    // Operators too: they assume OperatorRole, whose requests still pass the `operator` rule.
+    expect(writers.sort()).toEqual(['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole']);
   });
 
   it('lets Scheduler roles be assumed only by Scheduler for this account, and only send to one queue', () => {
@@ -474,6 +541,7 @@ describe('IAM', () => {
   it('keeps intake roles to enqueueing, their own secrets and their own ledger items, without EKS', () => {
     const expectedDynamo: Record<string, [string[], string]> = {
       TicketIntakeRole: [['dynamodb:PutItem', 'dynamodb:DeleteItem'], 'REPLAY#*'],
+      BreakGlassIntakeRole: [['dynamodb:PutItem', 'dynamodb:DeleteItem'], 'REPLAY#*'],
       RoleLifecycleIntakeRole: [['dynamodb:GetItem', 'dynamodb:PutItem'], 'ROLE#*'],
     };
     for (const [roleId, [dynamoActions, leadingKeys]] of Object.entries(expectedDynamo)) {
@@ -487,11 +555,37 @@ describe('IAM', () => {
         expect(JSON.stringify(s.Condition)).toContain(leadingKeys);
       }
     }
-    const secretReads = statementsOf('TicketIntakeRole').filter((s) =>
-      list(s.Action).includes('ssm:GetParameter'),
-    );
-    // The ticket key and the break-glass key, nothing else.
-    expect(secretReads.flatMap((s) => list(s.Resource))).toHaveLength(2);
+  });
+
+  it('gives each HTTP intake only its own route key and its own queue', () => {
+    const param = (name: string) =>
+      `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/eks-access-grants/test/${name}-webhook-secret`;
+    const queue = (id: string) => render({ 'Fn::GetAtt': [id, 'Arn'] });
+    const own = {
+      TicketIntakeRole: {
+        key: 'ticket',
+        queue: 'RequestQueue',
+        otherKey: 'break-glass',
+        other: 'BreakGlassQueue',
+      },
+      BreakGlassIntakeRole: {
+        key: 'break-glass',
+        queue: 'BreakGlassQueue',
+        otherKey: 'ticket',
+        other: 'RequestQueue',
+      },
+    };
+    for (const [roleId, o] of Object.entries(own)) {
+      expect(allowed(roleId, 'ssm:GetParameter', param(o.key)), roleId).toBe(true);
+      expect(allowed(roleId, 'ssm:GetParameter', param(o.otherKey)), roleId).toBe(false);
+      expect(allowed(roleId, 'sqs:SendMessage', queue(o.queue)), roleId).toBe(true);
+      expect(allowed(roleId, 'sqs:SendMessage', queue(o.other)), roleId).toBe(false);
+      const secretReads = statementsOf(roleId).filter((s) => list(s.Action).includes('ssm:GetParameter'));
+      expect(
+        secretReads.flatMap((s) => list(s.Resource)),
+        roleId,
+      ).toHaveLength(1);
+    }
   });
 
   it('lets the reconciler read access entries but never change them', () => {
@@ -506,6 +600,264 @@ describe('IAM', () => {
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
     expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger)).toBe(false);
+  });
+});
+
+describe('sender binding: queue policies and TRUSTED_SENDERS', () => {
+  /** C1 (TEAM contract; issue 9 item 1): who legitimately sends to each queue. */
+  const SENDERS: Record<string, string[]> = {
+    RequestQueue: [
+      'ExpirySchedulerRole',
+      'OperatorRole',
+      'ReconcilerRole',
+      'RoleLifecycleIntakeRole',
+      'TicketIntakeRole',
+    ],
+    BreakGlassQueue: ['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole'],
+    RequestDeadLetterQueue: ['GrantWorkerRole'],
+    BreakGlassDeadLetterQueue: ['BreakGlassWorkerRole'],
+  };
+  const STRANGER = `arn:aws:iam::${ACCOUNT}:role/PowerUser`;
+  const ADMIN = `arn:aws:iam::${ACCOUNT}:root`;
+
+  it.each(Object.keys(SENDERS))('%s has a queue policy', (queue) => {
+    expect(resourceStatements(queue).length).toBeGreaterThan(0);
+  });
+
+  it.each(Object.entries(SENDERS))(
+    'only its legitimate senders may send to %s, whatever IAM grants anyone else',
+    (queue, senders) => {
+      const may = roleIds().filter((roleId) => mayCall(roleId, 'sqs:SendMessage', queue));
+      expect(may.sort()).toEqual(senders);
+      // A principal whose identity policy allows everything, and the account root: an Allow in an
+      // identity policy would be enough without the queue's explicit Deny.
+      expect(mayCall(STRANGER, 'sqs:SendMessage', queue)).toBe(false);
+      expect(mayCall(ADMIN, 'sqs:SendMessage', queue)).toBe(false);
+    },
+  );
+
+  it('lets only each worker consume its queue, and only operators read, redrive or purge a DLQ', () => {
+    for (const [queue, worker] of [
+      ['RequestQueue', 'GrantWorkerRole'],
+      ['BreakGlassQueue', 'BreakGlassWorkerRole'],
+    ] as const) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue']) {
+        const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, queue));
+        expect(may, `${action} on ${queue}`).toEqual(action === 'sqs:PurgeQueue' ? [] : [worker]);
+      }
+    }
+    for (const dlq of ['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue']) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage']) {
+        const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, dlq));
+        expect(may, `${action} on ${dlq}`).toEqual(['OperatorRole']);
+      }
+    }
+  });
+
+  it('lets an operator redrive each DLQ into its queue: a move task sends as the operator', () => {
+    for (const [dlq, queue] of [
+      ['RequestDeadLetterQueue', 'RequestQueue'],
+      ['BreakGlassDeadLetterQueue', 'BreakGlassQueue'],
+    ] as const) {
+      for (const action of ['sqs:StartMessageMoveTask', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']) {
+        expect(mayCall('OperatorRole', action, dlq), `${action} ${dlq}`).toBe(true);
+      }
+      expect(mayCall('OperatorRole', 'sqs:SendMessage', queue)).toBe(true);
+    }
+  });
+
+  /** TRUSTED_SENDERS as deployed: source → role logical ids, read from its Fn::Sub. */
+  function trustedSenders(worker: string): Record<string, string[]> {
+    const env = props<FunctionProps>(functionId(worker), 'AWS::Lambda::Function').Environment?.Variables;
+    const sub = (env?.TRUSTED_SENDERS as { 'Fn::Sub'?: string } | undefined)?.['Fn::Sub'] ?? '';
+    const parsed = JSON.parse(sub) as Record<string, string[]>;
+    return Object.fromEntries(
+      Object.entries(parsed).map(([source, ids]) => [
+        source,
+        ids.map((id) => {
+          const m = /^\$\{(\w+)\.RoleId\}$/.exec(id);
+          expect(m, `${worker} ${source}: ${id} must be a role's RoleId`).not.toBeNull();
+          expect(template.Resources[m?.[1] ?? '']?.Type).toBe('AWS::IAM::Role');
+          return m?.[1] ?? '';
+        }),
+      ]),
+    );
+  }
+
+  it('binds each source to its sender roles by role id, as the routing table says', () => {
+    expect(trustedSenders('grantWorker')).toEqual({
+      ticket: ['TicketIntakeRole'],
+      'iam-role-created': ['RoleLifecycleIntakeRole'],
+      expiry: ['ExpirySchedulerRole', 'ReconcilerRole'],
+      reconcile: ['ReconcilerRole'],
+      operator: ['OperatorRole'],
+    });
+    expect(trustedSenders('breakGlassWorker')).toEqual({
+      'break-glass': ['BreakGlassIntakeRole'],
+      expiry: ['BreakGlassSchedulerRole'],
+      operator: ['OperatorRole'],
+    });
+  });
+
+  it("trusts only roles the queue policy lets send, and each worker's own DLQ writes", () => {
+    for (const [worker, queue, dlqWriter] of [
+      ['grantWorker', 'RequestQueue', 'GrantWorkerRole'],
+      ['breakGlassWorker', 'BreakGlassQueue', 'BreakGlassWorkerRole'],
+    ] as const) {
+      const trusted = new Set(Object.values(trustedSenders(worker)).flat());
+      expect([...trusted].sort()).toEqual(SENDERS[queue]);
+      const env = props<FunctionProps>(functionId(worker), 'AWS::Lambda::Function').Environment?.Variables;
+      expect(env?.DEAD_LETTER_SENDERS).toEqual({ 'Fn::Sub': `["\${${dlqWriter}.RoleId}"]` });
+    }
+  });
+});
+
+describe('operator role', () => {
+  it('is assumable by this account with MFA by default, and its ARN is a stack output', () => {
+    const role = props<RoleProps>('OperatorRole', 'AWS::IAM::Role');
+    const [trust, ...more] = role.AssumeRolePolicyDocument.Statement;
+    expect(more).toEqual([]);
+    expect(trust?.Action).toBe('sts:AssumeRole');
+    const principal = (trust?.Principal as { AWS?: { 'Fn::If': unknown[] } } | undefined)?.AWS?.['Fn::If'];
+    expect(principal?.[0]).toBe('HasOperatorPrincipals');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub, not a JS template.
+    expect(principal?.[2]).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' });
+    const conditions = (template as unknown as { Conditions: Record<string, unknown> }).Conditions;
+    // Default params: no principals configured (the root), MFA required.
+    expect(conditions.HasOperatorPrincipals).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    expect(conditions.OperatorRequiresMfa).toEqual({ 'Fn::Equals': ['true', 'true'] });
+    expect(JSON.stringify(trust?.Condition)).toContain('"aws:MultiFactorAuthPresent":"true"');
+    const outputs = (template as unknown as { Outputs: Record<string, { Value: unknown }> }).Outputs;
+    expect(target(outputs.OperatorRoleArn?.Value)).toBe('OperatorRole');
+  });
+
+  it('can send, read and redrive, but never write access entries, the ledger or the audit bus', () => {
+    const queues = ['RequestQueue', 'BreakGlassQueue', 'RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue'];
+    for (const q of queues) expect(allowed('OperatorRole', 'sqs:GetQueueAttributes', arnOf(q)), q).toBe(true);
+    for (const cluster of CLUSTERS) {
+      expect(allowed('OperatorRole', 'eks:ListAccessEntries', clusterArn(cluster))).toBe(true);
+      expect(allowed('OperatorRole', 'eks:ListAssociatedAccessPolicies', entryArn(cluster))).toBe(true);
+      for (const action of EKS_WRITES) {
+        expect(allowed('OperatorRole', action, entryArn(cluster)), action).toBe(false);
+        expect(allowed('OperatorRole', action, clusterArn(cluster)), action).toBe(false);
+      }
+    }
+    expect(allowed('OperatorRole', 'dynamodb:Query', arnOf('LedgerTable'))).toBe(true);
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']) {
+      expect(allowed('OperatorRole', action, arnOf('LedgerTable')), action).toBe(false);
+    }
+    expect(allowed('OperatorRole', 'events:PutEvents', arnOf('AuditBus'))).toBe(false);
+    expect(
+      allowed(
+        'OperatorRole',
+        'logs:StartQuery',
+        `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/eks-access-grants-test-grantWorker`,
+      ),
+    ).toBe(true);
+  });
+});
+
+describe('audit bus policy', () => {
+  const PUBLISHERS = ['BreakGlassWorkerRole', 'GrantWorkerRole', 'ReconcilerRole', 'RoleLifecycleIntakeRole'];
+  const ours = { 'events:source': ['eks-access-grants'] };
+
+  it("lets only this system's roles publish records with source eks-access-grants", () => {
+    const denied = (principal: string, context: Context) =>
+      resourceStatements('AuditBus').some(
+        (s) =>
+          s.Effect === 'Deny' &&
+          matches(s, 'events:PutEvents', arnOf('AuditBus'), { ...context, 'aws:PrincipalArn': principal }),
+      );
+    for (const roleId of PUBLISHERS) expect(denied(arnOf(roleId), ours), roleId).toBe(false);
+    for (const roleId of roleIds().filter((r) => !PUBLISHERS.includes(r))) {
+      expect(denied(arnOf(roleId), ours), roleId).toBe(true);
+    }
+    const stranger = `arn:aws:iam::${ACCOUNT}:role/PowerUser`;
+    expect(denied(stranger, ours)).toBe(true);
+    // One forged entry among honest-looking ones is enough to refuse the call.
+    expect(denied(stranger, { 'events:source': ['my.app', 'eks-access-grants'] })).toBe(true);
+    // Other sources are not this policy's business.
+    expect(denied(stranger, { 'events:source': ['my.app'] })).toBe(false);
+  });
+
+  it('and those roles may publish there', () => {
+    const may = roleIds().filter((roleId) => mayCall(roleId, 'events:PutEvents', 'AuditBus', ours));
+    // The role intake may publish once its own role allows events:PutEvents; the bus already lets it.
+    expect(may.filter((r) => r !== 'RoleLifecycleIntakeRole').sort()).toEqual([
+      'BreakGlassWorkerRole',
+      'GrantWorkerRole',
+      'ReconcilerRole',
+    ]);
+  });
+});
+
+describe('HTTP API: break-glass isolated from tickets', () => {
+  interface RouteProps {
+    RouteKey: string;
+    Target: { 'Fn::Join': [string, [string, { Ref: string }]] };
+  }
+  interface IntegrationProps {
+    IntegrationUri: unknown;
+  }
+  interface RouteThrottle {
+    ThrottlingRateLimit?: number;
+    ThrottlingBurstLimit?: number;
+  }
+  interface StageProps {
+    DefaultRouteSettings?: RouteThrottle;
+    RouteSettings?: Record<string, RouteThrottle>;
+  }
+
+  /** Route key → the function its integration invokes. */
+  function routeTargets(): Record<string, string | undefined> {
+    return Object.fromEntries(
+      ofType<RouteProps>('AWS::ApiGatewayV2::Route').map(([, route]) => {
+        const integration = route.Target['Fn::Join'][1][1].Ref;
+        const uri = props<IntegrationProps>(integration, 'AWS::ApiGatewayV2::Integration').IntegrationUri;
+        return [route.RouteKey, target(uri)];
+      }),
+    );
+  }
+
+  it('serves POST /break-glass from its own function and POST /tickets from the ticket intake, nothing else', () => {
+    expect(routeTargets()).toEqual({
+      'POST /tickets': functionId('ticketIntake'),
+      'POST /break-glass': functionId('breakGlassIntake'),
+    });
+  });
+
+  it('reserves concurrency for the break-glass intake, and gives it only break-glass settings', () => {
+    const fn = props<FunctionProps & { ReservedConcurrentExecutions?: number }>(
+      functionId('breakGlassIntake'),
+      'AWS::Lambda::Function',
+    );
+    expect(fn.ReservedConcurrentExecutions).toBeGreaterThanOrEqual(1);
+    const env = Object.keys(fn.Environment?.Variables ?? {});
+    expect(env).toEqual(expect.arrayContaining(['BREAK_GLASS_QUEUE_URL', 'BREAK_GLASS_SECRET_PARAM']));
+    expect(env).not.toContain('TICKET_SECRET_PARAM');
+    expect(env).not.toContain('REQUEST_QUEUE_URL');
+    const ticketEnv = Object.keys(
+      props<FunctionProps>(functionId('ticketIntake'), 'AWS::Lambda::Function').Environment?.Variables ?? {},
+    );
+    expect(ticketEnv).not.toContain('BREAK_GLASS_SECRET_PARAM');
+    expect(ticketEnv).not.toContain('BREAK_GLASS_QUEUE_URL');
+  });
+
+  it('throttles each route on the stage with its own limits, created after the routes it names', () => {
+    const stageResource = template.Resources.HttpApiStage as CfnResource & { DependsOn?: string[] };
+    const stage = props<StageProps>('HttpApiStage', 'AWS::ApiGatewayV2::Stage');
+    const routes = ofType<RouteProps>('AWS::ApiGatewayV2::Route');
+    expect(Object.keys(stage.RouteSettings ?? {}).sort()).toEqual(routes.map(([, r]) => r.RouteKey).sort());
+    for (const [id] of routes) expect(stageResource.DependsOn).toContain(id);
+    const tickets = stage.RouteSettings?.['POST /tickets'];
+    const breakGlass = stage.RouteSettings?.['POST /break-glass'];
+    for (const limits of [tickets, breakGlass, stage.DefaultRouteSettings]) {
+      expect(limits?.ThrottlingRateLimit).toBeGreaterThan(0);
+      expect(limits?.ThrottlingBurstLimit).toBeGreaterThan(0);
+    }
+    // Defaults from serverless.yml params: tickets 20/40, break-glass 5/10.
+    expect(tickets).toMatchObject({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 });
+    expect(breakGlass).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
   });
 });
 
@@ -550,6 +902,33 @@ describe('functions and artifacts', () => {
     }
   });
 
+  it('traces every function with Lambda active tracing by default, with no layer and no exec wrapper', () => {
+    for (const [id, f] of functions()) {
+      const fn = f as FunctionProps & { TracingConfig?: { Mode: string }; Layers?: unknown[] };
+      expect(fn.TracingConfig, id).toEqual({ Mode: 'Active' });
+      expect(fn.Layers ?? [], id).toEqual([]);
+      expect(fn.Environment?.Variables ?? {}, id).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
+    }
+  });
+
+  it('bundles no tracing SDK: neither Powertools Tracer nor the X-Ray SDK nor OpenTelemetry', async () => {
+    for (const artifact of artifacts) {
+      const meta = JSON.parse(
+        await readFile(join(artifact.dir, '..', `${artifact.name}.meta.json`), 'utf8'),
+      ) as {
+        inputs: Record<string, unknown>;
+      };
+      const inputs = Object.keys(meta.inputs);
+      expect(inputs.length, artifact.name).toBeGreaterThan(0);
+      expect(
+        inputs.filter((i) =>
+          /node_modules\/(@aws-lambda-powertools\/tracer|aws-xray-sdk|@opentelemetry)/.test(i),
+        ),
+        artifact.name,
+      ).toEqual([]);
+    }
+  });
+
   it('deploys each function from its own zip, holding index.js, package.json and policy.json', async () => {
     expect(artifacts.map((a) => functionId(a.name)).sort()).toEqual(
       functions()
@@ -570,7 +949,7 @@ describe('functions and artifacts', () => {
     }
   });
 
-  it.each(Object.keys(WORKERS))(
+  it.each([...Object.keys(WORKERS), 'ticketIntake', 'breakGlassIntake'])(
     '%s artifact starts in Node with only the environment the template gives it',
     async (worker) => {
       const artifact = artifacts.find((a) => a.name === worker);

@@ -80,17 +80,14 @@ async function dryRun(ctx: Parameters<Command['run']>[0], body: string): Promise
   if (sim.rejection)
     return { allowed: false, ...base, reason: sim.rejection, calls: [], current: strip(current) };
   const desired = computeDesired(sim.record, now);
-  const p =
-    request.principalRecreated && sim.inserted
-      ? planRecreate(current, desired)
-      : planChanges(current, desired);
+  const p = sim.recreate ? planRecreate(current, desired) : planChanges(current, desired);
   return {
     allowed: true,
     ...base,
     calls: p.changes.map((c) => callInput(request.clusterName, request.principalArn, c)),
     current: strip(current),
     after: p.after,
-    ...(sim.note !== undefined && { note: sim.note }),
+    ...(sim.notes.length > 0 && { note: sim.notes.join('; ') }),
   };
 }
 
