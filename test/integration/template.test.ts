@@ -608,7 +608,18 @@ describe('IAM', () => {
     }
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
-    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger)).toBe(false);
+    // Its one write: the record of its last run (for the operator CLI's status), and nothing else.
+    const grantKey = { 'dynamodb:LeadingKeys': ['P#dev#arn:aws:iam::111122223333:role/x'] };
+    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, grantKey)).toBe(false);
+    expect(
+      allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+    ).toBe(true);
+    for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
+      expect(
+        allowed('ReconcilerRole', action, ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+        action,
+      ).toBe(false);
+    }
   });
 });
 
