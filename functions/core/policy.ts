@@ -7,6 +7,7 @@
  * start; `decide` is a pure function of (policy, request, now) run per request.
  */
 import { ConfigError } from './errors.js';
+import { canonicalIdentity } from './identity.js';
 import { type AccessRequest, type Reason, type ScopeType, SOURCES, type Source } from './types.js';
 
 /** The EKS access policies meant for humans (DESIGN §3). Short names expand to the `aws` partition ARN. */
@@ -806,7 +807,7 @@ function checkApprovals(approvals: ApprovalRule, path: string, request: AccessRe
   if (!allowSelfApproval && requester === '') {
     return deny(path, `requestedBy is required to tell approvers from the requester; ${got}`);
   }
-  // Compared case-insensitively and trimmed, so `Alice@Example.com ` cannot approve alice's own request.
+  // Canonical identities (core/identity.ts): `Alice@Example.com ` cannot approve alice@example.com's request.
   const approvers = new Set((request.approvedBy ?? []).map(identity).filter((a) => a !== ''));
   if (!allowSelfApproval) approvers.delete(requester);
   if (approvers.size >= required) return undefined;
@@ -826,8 +827,9 @@ function carriesAccess(request: AccessRequest): boolean {
   );
 }
 
+/** Defence in depth: the contract admits canonical identities only, but compare canonical forms anyway. */
 function identity(who: string | undefined): string {
-  return (who ?? '').trim().toLowerCase();
+  return canonicalIdentity(who ?? '');
 }
 
 function deny(path: string, message: string): Decision {
