@@ -429,17 +429,26 @@ describe('IAM', () => {
   });
 
   it.each(Object.values(WORKERS))('%s changes access entries only on the configured clusters', (roleId) => {
+    // What each worker may grant where is checked in "IAM compiled from the guardrail policy".
+    const grantable: Context | undefined = (
+      {
+        GrantWorkerRole: {
+          'eks:policyArn': VIEW,
+          'eks:accessScope': 'namespace',
+          'eks:namespaces': ['team-a'],
+        },
+        BreakGlassWorkerRole: { 'eks:policyArn': CLUSTER_ADMIN, 'eks:accessScope': 'cluster' },
+      } as Record<string, Context>
+    )[roleId];
     for (const cluster of CLUSTERS) {
-      expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn(cluster))).toBe(true);
       expect(allowed(roleId, 'eks:DeleteAccessEntry', entryArn(cluster))).toBe(true);
-      expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn(cluster), { 'eks:policyArn': VIEW })).toBe(
-        true,
-      );
+      expect(allowed(roleId, 'eks:DescribeAccessEntry', entryArn(cluster))).toBe(true);
     }
+    expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn('prod'))).toBe(true);
+    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('prod'), grantable)).toBe(true);
     expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn('other'))).toBe(false);
-    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('other'), { 'eks:policyArn': VIEW })).toBe(
-      false,
-    );
+    expect(allowed(roleId, 'eks:DeleteAccessEntry', entryArn('other'))).toBe(false);
+    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('other'), grantable)).toBe(false);
     expect(allowed(roleId, 'eks:DeleteCluster', clusterArn('dev'))).toBe(false);
   });
 
@@ -599,7 +608,18 @@ describe('IAM', () => {
     }
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
-    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger)).toBe(false);
+    // Its one write: the record of its last run (for the operator CLI's status), and nothing else.
+    const grantKey = { 'dynamodb:LeadingKeys': ['P#dev#arn:aws:iam::111122223333:role/x'] };
+    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, grantKey)).toBe(false);
+    expect(
+      allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+    ).toBe(true);
+    for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
+      expect(
+        allowed('ReconcilerRole', action, ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+        action,
+      ).toBe(false);
+    }
   });
 });
 
@@ -870,6 +890,120 @@ describe('HTTP API: break-glass isolated from tickets', () => {
     // Defaults from serverless.yml params: tickets 20/40, break-glass 5/10.
     expect(tickets).toMatchObject({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 });
     expect(breakGlass).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
+  });
+});
+
+describe('IAM compiled from the guardrail policy (the sample policy)', () => {
+  const EDIT = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy';
+  const ADMIN = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy';
+  const inNamespaces = (policyArn: string, ...namespaces: string[]) => ({
+    'eks:policyArn': policyArn,
+    'eks:accessScope': 'namespace',
+    'eks:namespaces': namespaces,
+  });
+  const clusterWide = (policyArn: string) => ({ 'eks:policyArn': policyArn, 'eks:accessScope': 'cluster' });
+  const associate = (roleId: string, cluster: string, context: Context) =>
+    allowed(roleId, 'eks:AssociateAccessPolicy', entryArn(cluster), context);
+
+  it('lets the standard worker associate only what its rules allow: View/Edit in team-* on dev, View in team-* on prod', () => {
+    const w = WORKERS.grantWorker;
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'team-a'))).toBe(true);
+    expect(associate(w, 'dev', inNamespaces(EDIT, 'team-a', 'team-b'))).toBe(true);
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'kube-system'))).toBe(false);
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'team-a', 'kube-system'))).toBe(false);
+    expect(associate(w, 'dev', clusterWide(VIEW))).toBe(false);
+    // The issue's example: the standard worker may not associate AmazonEKSAdminPolicy at cluster scope.
+    expect(associate(w, 'dev', clusterWide(ADMIN))).toBe(false);
+    expect(associate(w, 'dev', inNamespaces(ADMIN, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', inNamespaces(VIEW, 'team-a'))).toBe(true);
+    expect(associate(w, 'prod', inNamespaces(EDIT, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', clusterWide(CLUSTER_ADMIN))).toBe(false);
+  });
+
+  it('lets the break-glass worker associate cluster admin on prod, where its rule allows it, and nothing else', () => {
+    const w = WORKERS.breakGlassWorker;
+    expect(associate(w, 'prod', clusterWide(CLUSTER_ADMIN))).toBe(true);
+    expect(associate(w, 'dev', clusterWide(CLUSTER_ADMIN))).toBe(false);
+    expect(associate(w, 'prod', inNamespaces(VIEW, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', clusterWide(ADMIN))).toBe(false);
+  });
+
+  it('lets a worker create or update an entry only with Kubernetes groups a rule allows', () => {
+    const w = WORKERS.grantWorker;
+    const groups = (...g: string[]) => ({ 'eks:kubernetesGroups': g });
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups('team-a-readers'))).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups())).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups('team-a-readers', 'admins'))).toBe(
+      false,
+    );
+    expect(allowed(w, 'eks:UpdateAccessEntry', entryArn('dev'), groups('cluster-admins'))).toBe(false);
+    expect(allowed(w, 'eks:UpdateAccessEntry', entryArn('dev'), groups('team-a-readers'))).toBe(true);
+    // No prod rule names a group: only entries without groups.
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('prod'), groups())).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('prod'), groups('team-a-readers'))).toBe(false);
+  });
+
+  it('lets a worker disassociate only policies some rule can grant on the cluster', () => {
+    const disassociate = (roleId: string, cluster: string, policyArn: string) =>
+      allowed(roleId, 'eks:DisassociateAccessPolicy', entryArn(cluster), { 'eks:policyArn': policyArn });
+    // The standard worker also ends break-glass grants whose expiry the reconciler re-queued.
+    expect(disassociate(WORKERS.grantWorker, 'prod', CLUSTER_ADMIN)).toBe(true);
+    expect(disassociate(WORKERS.grantWorker, 'dev', EDIT)).toBe(true);
+    // Someone's pre-existing Admin: no rule grants it, so neither worker may remove it.
+    expect(disassociate(WORKERS.grantWorker, 'dev', ADMIN)).toBe(false);
+    expect(disassociate(WORKERS.breakGlassWorker, 'prod', ADMIN)).toBe(false);
+  });
+
+  /**
+   * The EKS condition keys as the Service Authorization Reference for Amazon EKS defines them, and the
+   * actions it lists each for: a key used where IAM does not know it, or with an operator of the wrong
+   * type, silently never matches.
+   */
+  const EKS_KEYS: Record<string, { type: 'ARN' | 'String' | 'ArrayOfString'; actions: string[] }> = {
+    'eks:policyArn': { type: 'ARN', actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'] },
+    'eks:accessScope': {
+      type: 'String',
+      actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'],
+    },
+    'eks:namespaces': {
+      type: 'ArrayOfString',
+      actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'],
+    },
+    'eks:kubernetesGroups': {
+      type: 'ArrayOfString',
+      actions: [
+        'eks:CreateAccessEntry',
+        'eks:UpdateAccessEntry',
+        'eks:AssociateAccessPolicy',
+        'eks:DisassociateAccessPolicy',
+        'eks:DeleteAccessEntry',
+        'eks:DescribeAccessEntry',
+      ],
+    },
+  };
+
+  it('uses every EKS condition key only on actions that define it, with an operator of its type', () => {
+    let checked = 0;
+    for (const roleId of roleIds()) {
+      for (const s of statementsOf(roleId)) {
+        for (const [operator, keys] of Object.entries(s.Condition ?? {})) {
+          for (const key of Object.keys(keys).filter((k) => k.startsWith('eks:'))) {
+            const known = EKS_KEYS[key];
+            expect(known, `${roleId} ${s.Sid}: ${key} is not a key this test knows`).toBeDefined();
+            for (const action of list(s.Action)) {
+              expect(known?.actions, `${roleId} ${s.Sid}: ${key} on ${action}`).toContain(action);
+            }
+            const set = operator.startsWith('ForAllValues:') || operator.startsWith('ForAnyValue:');
+            if (known?.type === 'ArrayOfString') expect(set, `${s.Sid} ${operator} ${key}`).toBe(true);
+            else expect(set, `${s.Sid} ${operator} ${key}`).toBe(false);
+            if (known?.type === 'ARN') expect(operator, `${s.Sid} ${key}`).toMatch(/^Arn/);
+            else expect(operator.replace(/^For\w+:/, ''), `${s.Sid} ${key}`).toMatch(/^String/);
+            checked += 1;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(5);
   });
 });
 

@@ -22,9 +22,9 @@ import { type HttpApiServer, serveHttpApi } from '../../infra/local/http-api.js'
 import { type SsmEmulator, startSsm } from '../../infra/local/ssm.js';
 import { localClientConfig } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
+import { accepts } from '../helpers/ajv.js';
 import { ADMIN, EDIT, ns, VIEW } from '../helpers/fixtures.js';
 import { captureLogger, type Harness, startHarness } from '../helpers/harness.js';
-import { accepts } from '../helpers/json-schema.js';
 
 const WRITES = new Set([
   'CreateAccessEntry',

@@ -12,6 +12,7 @@ import {
   patternCovers,
   validatePolicy,
 } from '../../functions/core/policy.js';
+import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import type { AccessRequest, PolicyAssociation } from '../../functions/core/types.js';
 import {
   EXAMPLE_POLICY_PATH,
@@ -747,5 +748,25 @@ describe('partitions', () => {
       expect(decision).toMatchObject({ allowed: false, reason: { code: 'POLICY_DENIED' } });
       expect(decision.allowed ? '' : decision.reason.message).toMatch(/partition/);
     }
+  });
+});
+
+describe('the rules-only reader (workers, ticket intake, reconciler)', () => {
+  test('reads the rules exactly as the whole-document reader does, and leaves role mappings out', async () => {
+    const raw = await readPolicyDocument(EXAMPLE_POLICY_PATH);
+    const rules = validateRulesPolicy(raw);
+    expect(rules.clusters.dev?.rules).toEqual(policy.clusters.dev?.rules);
+    expect(rules.clusters.prod?.rules).toEqual(policy.clusters.prod?.rules);
+    expect(rules.clusters.dev?.roleMappings).toBeUndefined();
+    expect(Object.isFrozen(rules.clusters.dev?.rules.ticket?.allowedAccounts)).toBe(true);
+  });
+
+  test('still refuses a broken rule, with every problem and its path', () => {
+    const raw = rawPolicy();
+    raw.version = 0;
+    raw.clusters.prod!.rules.ticket!.scopeTypes = ['region'];
+    expect(() => validateRulesPolicy(raw)).toThrow(
+      'version: must be 1; got 0\nclusters.prod.rules.ticket.scopeTypes[0]: "region" is not cluster or namespace',
+    );
   });
 });
