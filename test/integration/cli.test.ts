@@ -525,6 +525,7 @@ describe('cli: revoke', () => {
     expect(audit).toMatchObject({
       outcome: 'revoked',
       source: 'operator',
+      requestedBy: 'arn:aws:sts::000000000000:assumed-role/OperatorRole/local-operator',
       action: 'revoke',
       grantId: 'req-dev-view-0001',
       principalArn: TEAM_A,
