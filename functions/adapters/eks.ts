@@ -4,15 +4,20 @@
  */
 import {
   AssociateAccessPolicyCommand,
+  type AssociateAccessPolicyCommandInput,
   CreateAccessEntryCommand,
+  type CreateAccessEntryCommandInput,
   DeleteAccessEntryCommand,
+  type DeleteAccessEntryCommandInput,
   DescribeAccessEntryCommand,
   type DescribeAccessEntryCommandOutput,
   DisassociateAccessPolicyCommand,
+  type DisassociateAccessPolicyCommandInput,
   type EKSClient,
   ListAssociatedAccessPoliciesCommand,
   type ListAssociatedAccessPoliciesCommandOutput,
   UpdateAccessEntryCommand,
+  type UpdateAccessEntryCommandInput,
 } from '@aws-sdk/client-eks';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
@@ -83,57 +88,25 @@ export class EksAdapter {
     change: EksChange,
     signal?: AbortSignal,
   ): Promise<void> {
-    switch (change.op) {
+    const input = callInput(clusterName, principalArn, change);
+    switch (input.operation) {
       case 'CreateAccessEntry':
-        await this.send(
-          change.op,
-          new CreateAccessEntryCommand({
-            clusterName,
-            principalArn,
-            kubernetesGroups: change.kubernetesGroups,
-            ...(change.username !== undefined && { username: change.username }),
-            tags: change.tags,
-            type: 'STANDARD',
-          }),
-          signal,
-        );
+        await this.send(input.operation, new CreateAccessEntryCommand(withoutOperation(input)), signal);
         return;
       case 'UpdateAccessEntry':
-        await this.send(
-          change.op,
-          new UpdateAccessEntryCommand({
-            clusterName,
-            principalArn,
-            kubernetesGroups: change.kubernetesGroups,
-            ...(change.username !== undefined && { username: change.username }),
-          }),
-          signal,
-        );
+        await this.send(input.operation, new UpdateAccessEntryCommand(withoutOperation(input)), signal);
         return;
       case 'AssociateAccessPolicy':
-        await this.send(
-          change.op,
-          new AssociateAccessPolicyCommand({
-            clusterName,
-            principalArn,
-            policyArn: change.policyArn,
-            accessScope: change.accessScope,
-          }),
-          signal,
-        );
+        await this.send(input.operation, new AssociateAccessPolicyCommand(withoutOperation(input)), signal);
         return;
       case 'DisassociateAccessPolicy':
         await this.idempotentRemoval(() =>
-          this.send(
-            change.op,
-            new DisassociateAccessPolicyCommand({ clusterName, principalArn, policyArn: change.policyArn }),
-            signal,
-          ),
+          this.send(input.operation, new DisassociateAccessPolicyCommand(withoutOperation(input)), signal),
         );
         return;
       case 'DeleteAccessEntry':
         await this.idempotentRemoval(() =>
-          this.send(change.op, new DeleteAccessEntryCommand({ clusterName, principalArn }), signal),
+          this.send(input.operation, new DeleteAccessEntryCommand(withoutOperation(input)), signal),
         );
         return;
     }
@@ -163,6 +136,58 @@ export class EksAdapter {
       throw translateEksError(operation, err);
     }
   }
+}
+
+/** One EKS API call exactly as `apply` sends it: the operation name and its request parameters. */
+export type EksCallInput =
+  | ({ operation: 'CreateAccessEntry' } & CreateAccessEntryCommandInput)
+  | ({ operation: 'UpdateAccessEntry' } & UpdateAccessEntryCommandInput)
+  | ({ operation: 'AssociateAccessPolicy' } & AssociateAccessPolicyCommandInput)
+  | ({ operation: 'DisassociateAccessPolicy' } & DisassociateAccessPolicyCommandInput)
+  | ({ operation: 'DeleteAccessEntry' } & DeleteAccessEntryCommandInput);
+
+/**
+ * A planned change → the request `apply` sends for it. Pure, so the operator CLI's dry run (`plan`) shows
+ * the very parameters the worker would send.
+ */
+export function callInput(clusterName: string, principalArn: string, change: EksChange): EksCallInput {
+  switch (change.op) {
+    case 'CreateAccessEntry':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        kubernetesGroups: change.kubernetesGroups,
+        ...(change.username !== undefined && { username: change.username }),
+        tags: change.tags,
+        type: 'STANDARD',
+      };
+    case 'UpdateAccessEntry':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        kubernetesGroups: change.kubernetesGroups,
+        ...(change.username !== undefined && { username: change.username }),
+      };
+    case 'AssociateAccessPolicy':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        policyArn: change.policyArn,
+        accessScope: change.accessScope,
+      };
+    case 'DisassociateAccessPolicy':
+      return { operation: change.op, clusterName, principalArn, policyArn: change.policyArn };
+    case 'DeleteAccessEntry':
+      return { operation: change.op, clusterName, principalArn };
+  }
+}
+
+function withoutOperation<T extends { operation: string }>(input: T): Omit<T, 'operation'> {
+  const { operation: _operation, ...rest } = input;
+  return rest;
 }
 
 /**

@@ -48,6 +48,8 @@ export interface HarnessOptions {
   now?: () => Date;
   scheduler?: ExpiryScheduler;
   retryBaseSeconds?: number;
+  /** JSON-lines file the EventBridge emulator appends every audit record to, as local mode does. */
+  auditLogFile?: string;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
@@ -56,6 +58,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;
   const eks: EksEmulator = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
   const aws = await startLocalAws({
+    ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
     maxReceiveCount,
