@@ -6,19 +6,12 @@
  * repo, JSON in the Lambda bundle) into a normalized, frozen object once per cold
  * start; `decide` is a pure function of (policy, request, now) run per request.
  */
+import { ACCESS_POLICY_NAMES, isAccessPolicyName } from './access-policies.js';
 import { ConfigError } from './errors.js';
 import { type AccessRequest, type Reason, type ScopeType, SOURCES, type Source } from './types.js';
 
-/** The EKS access policies meant for humans (DESIGN §3). Short names expand to the `aws` partition ARN. */
-export const ACCESS_POLICY_NAMES = [
-  'AmazonEKSClusterAdminPolicy',
-  'AmazonEKSAdminPolicy',
-  'AmazonEKSEditPolicy',
-  'AmazonEKSViewPolicy',
-  'AmazonEKSAdminViewPolicy',
-  'AmazonEKSSecretReaderPolicy',
-] as const;
-export type AccessPolicyName = (typeof ACCESS_POLICY_NAMES)[number];
+// The catalogue lives in access-policies.ts (contract C5); re-exported for existing importers.
+export { ACCESS_POLICY_NAMES, type AccessPolicyName } from './access-policies.js';
 
 const POLICY_ARN_RE = /^arn:(aws|aws-cn|aws-us-gov):eks::aws:cluster-access-policy\/(.+)$/;
 
@@ -875,10 +868,6 @@ function policyName(arn: string): string {
 
 function listed(items: readonly string[]): string {
   return items.length === 0 ? '(none)' : items.join(', ');
-}
-
-function isAccessPolicyName(name: string | undefined): name is AccessPolicyName {
-  return (ACCESS_POLICY_NAMES as readonly (string | undefined)[]).includes(name);
 }
 
 function isGrantingSource(source: string): source is GrantingSource {
