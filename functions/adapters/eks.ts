@@ -14,9 +14,19 @@ import {
   type ListAssociatedAccessPoliciesCommandOutput,
   UpdateAccessEntryCommand,
 } from '@aws-sdk/client-eks';
+import { MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
 import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
+
+/**
+ * What CreateAccessEntry answers while a just-created IAM role is not yet known to EKS. The exact
+ * text terraform-provider-aws retries on (internal/service/eks/access_entry.go,
+ * `RetryWhenIsAErrorMessageContains[*types.InvalidParameterException]`, for its 2-minute
+ * propagationTimeout); terraform-aws-eks#2969 quotes it. Every other InvalidParameterException stays
+ * permanent.
+ */
+export const IAM_PROPAGATION_MESSAGE = 'The specified principalArn is invalid: invalid principal';
 
 /** Counts calls per operation so the worker can report API efficiency. */
 export type CallCounter = (operation: string) => void;
@@ -92,7 +102,8 @@ export class EksAdapter {
             principalArn,
             kubernetesGroups: change.kubernetesGroups,
             ...(change.username !== undefined && { username: change.username }),
-            tags: change.tags,
+            // The API model gives TagMap "min": 1: an empty map is an invalid request, so send none.
+            ...(Object.keys(change.tags).length > 0 && { tags: change.tags }),
             type: 'STANDARD',
           }),
           signal,
@@ -111,6 +122,7 @@ export class EksAdapter {
         );
         return;
       case 'AssociateAccessPolicy':
+        refuseOversizedScope(change.policyArn, change.accessScope);
         await this.send(
           change.op,
           new AssociateAccessPolicyCommand({
@@ -165,6 +177,17 @@ export class EksAdapter {
   }
 }
 
+/** Never send EKS more namespaces per scope than the system's ceiling (core/eks-limits.ts). */
+function refuseOversizedScope(policyArn: string, scope: AccessScope): void {
+  const count = scope.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
+  if (count > MAX_NAMESPACES_PER_SCOPE) {
+    throw new PermanentError(
+      'SCOPE_TOO_MANY_NAMESPACES',
+      `AssociateAccessPolicy: not sent: the scope of ${policyArn} names ${count} namespaces, more than the ${MAX_NAMESPACES_PER_SCOPE} allowed per scope`,
+    );
+  }
+}
+
 /**
  * SDK error → typed error. The SDK has already retried throttling, 5xx and network
  * faults with backoff by the time an error reaches us.
@@ -197,6 +220,11 @@ export function translateEksError(operation: string, err: unknown): Error {
       // Someone created the entry between our read and our create: re-read and re-plan.
       return new TransientError('CONFLICT', message, { cause: err });
     case 'InvalidParameterException':
+      // Right after CreateRole, EKS calls the role an invalid principal until IAM has propagated:
+      // worth another try. How long that is allowed to last is the worker's call (grant-service).
+      if (operation === 'CreateAccessEntry' && (e.message ?? '').includes(IAM_PROPAGATION_MESSAGE)) {
+        return new TransientError('IAM_PROPAGATION', message, { cause: err });
+      }
       return new PermanentError('EKS_INVALID_PARAMETER', message, { cause: err });
     case 'InvalidRequestException':
       return new PermanentError('EKS_INVALID_REQUEST', message, { cause: err });

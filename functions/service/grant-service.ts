@@ -17,7 +17,8 @@ import {
   describeChange,
 } from '../core/audit.js';
 import { computeDesired, desiredState } from '../core/desired.js';
-import { AppError, RejectionError, TransientError } from '../core/errors.js';
+import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
+import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
 import {
   endGrant,
   type Grant,
@@ -72,7 +73,15 @@ export interface GrantServiceDeps {
   random?: () => number;
   /** Re-read-and-replan rounds inside one invocation for transient faults the SDK does not retry. */
   convergeRounds?: number;
+  /**
+   * How long after a grant is first recorded EKS may still call its principal invalid (IAM
+   * propagation) before the grant fails with PRINCIPAL_NOT_IN_IAM. Default 120 s: terraform-provider-aws
+   * retries the same answer for its 2-minute propagationTimeout.
+   */
+  iamPropagationWindowMs?: number;
 }
+
+const DEFAULT_IAM_PROPAGATION_WINDOW_MS = 120_000;
 
 export interface InboundMessage {
   messageId: string;
@@ -196,6 +205,15 @@ export class GrantService {
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
     let record = await this.deps.ledger.load(clusterName, principalArn);
     const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+    if (unseenOwnCreate(current, applied)) {
+      // EKS is eventually consistent: an entry this message created can read as absent for a while.
+      // Planning from that read would revoke nothing or create twice; read again instead.
+      throw new TransientError(
+        'EVENTUAL_CONSISTENCY',
+        'the access entry this request created is not visible yet',
+      );
+    }
+    this.refuseScopeOverflow(request, expiresAt, record, current, now);
 
     const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
@@ -205,7 +223,20 @@ export class GrantService {
       request.principalRecreated && ledgerChange.inserted
         ? planRecreate(current, desired)
         : planChanges(current, desired);
-    await this.applyAll(request, plan.changes, applied, signal);
+    await this.applyAll(request, plan.changes, applied, signal).catch((err: unknown) => {
+      throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
+    });
+    if (plan.changes.at(-1)?.op === 'CreateAccessEntry') {
+      // Nothing after the create proved the entry visible (an Associate would have). Until it is, the
+      // next message could read "no entry" and, say, revoke nothing: report only once EKS shows it.
+      const seen = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      if (!seen.exists) {
+        throw new TransientError(
+          'EVENTUAL_CONSISTENCY',
+          'the access entry this request created is not visible yet',
+        );
+      }
+    }
 
     // The break-glass worker has its own FIFO queue, so it can work on this principal at
     // the same time as the standard worker. If the ledger moved while we applied, our
@@ -247,6 +278,59 @@ export class GrantService {
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
+  }
+
+  /**
+   * A grant whose merged scope (baseline ∪ active grants) would name more namespaces than an access
+   * scope may hold is refused before the ledger or EKS is touched, so nothing is half-applied.
+   */
+  private refuseScopeOverflow(
+    request: AccessRequest,
+    expiresAt: string | undefined,
+    record: PrincipalRecord,
+    current: AccessState,
+    now: Date,
+  ): void {
+    if (request.action !== 'grant' || request.source === 'reconcile') return;
+    const existing = record.grants.find((g) => g.grantId === request.requestId);
+    if (existing?.status === 'active') return; // checked when it was recorded
+    const grant = existing
+      ? { ...existing, status: 'active' as const }
+      : grantFromRequest(request, expiresAt, now);
+    const overflow = scopeOverflow(record, current, grant, now);
+    if (!overflow) return;
+    throw new RejectionError(
+      'SCOPE_TOO_MANY_NAMESPACES',
+      `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
+        `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
+        `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +
+        'other grants of this policy first; nothing was applied',
+    );
+  }
+
+  /**
+   * IAM_PROPAGATION is transient only for a while, measured from when this grant was first recorded
+   * (the first attempt, before any EKS write; the same for every redelivery and worker). After that,
+   * the principal most likely does not exist: fail with a code that says so.
+   */
+  private boundIamPropagation(
+    err: unknown,
+    request: AccessRequest,
+    grant: Grant | undefined,
+    now: Date,
+  ): unknown {
+    if (!(err instanceof TransientError) || err.code !== 'IAM_PROPAGATION' || !grant) return err;
+    const windowMs = this.deps.iamPropagationWindowMs ?? DEFAULT_IAM_PROPAGATION_WINDOW_MS;
+    const waited = now.getTime() - Date.parse(grant.createdAt);
+    if (waited < windowMs) return err;
+    return new PermanentError(
+      'PRINCIPAL_NOT_IN_IAM',
+      `EKS still calls ${request.principalArn} an invalid principal ${Math.round(waited / 1000)} s after ` +
+        `grant ${grant.grantId} was first recorded (IAM propagation window: ${Math.round(windowMs / 1000)} s, ` +
+        'IAM_PROPAGATION_WINDOW_SECONDS): the role or user does not exist or was deleted. ' +
+        `Create it, then redrive the message. EKS said: ${err.message}`,
+      { cause: err },
+    );
   }
 
   /** Best effort: a crash before this only means a redelivery repeats the outcome. */
@@ -459,7 +543,12 @@ export class GrantService {
       Object.assign(grant, failed);
       // Converge even if this attempt applied nothing: an earlier attempt may have.
       const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-      const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      let current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      // An entry this attempt created may not be visible yet; rolling back from that read would leave it.
+      for (let i = 0; i < 4 && unseenOwnCreate(current, applied); i++) {
+        await this.sleep(250 * 2 ** i);
+        current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      }
       const plan = planChanges(current, computeDesired(record, this.now()));
       for (const change of plan.changes) {
         await this.deps.eks.apply(clusterName, principalArn, change, signal);
@@ -510,6 +599,16 @@ export class GrantService {
     this.deps.metrics?.count(`Outcome_${input.outcome}`);
     return { status: 'done', audit: record };
   }
+}
+
+/** True when the read says "no entry" but the last entry-level write this message made was a create. */
+function unseenOwnCreate(current: AccessState, applied: AuditChange[]): boolean {
+  if (current.exists) return false;
+  const last = applied
+    .filter((c) => c.status === 'applied')
+    .filter((c) => c.operation === 'CreateAccessEntry' || c.operation === 'DeleteAccessEntry')
+    .at(-1);
+  return last?.operation === 'CreateAccessEntry';
 }
 
 /** What a converge depends on: the baseline and each grant's version and status. */

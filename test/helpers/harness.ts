@@ -46,13 +46,20 @@ export interface HarnessOptions {
   now?: () => Date;
   scheduler?: ExpiryScheduler;
   retryBaseSeconds?: number;
+  /** The emulated EKS account (node entry types need a role of the cluster's account). */
+  eksAccountId?: string;
+  /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
+  iamPropagationWindowSeconds?: number;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
 export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;
-  const eks: EksEmulator = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
+  const eks: EksEmulator = await startEksEmulator({
+    clusters: [{ name: 'dev' }, { name: 'prod' }],
+    ...(opts.eksAccountId !== undefined && { accountId: opts.eksAccountId }),
+  });
   const aws = await startLocalAws({
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
@@ -80,6 +87,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
     retryBaseSeconds: opts.retryBaseSeconds ?? 1,
     retryMaxSeconds: 1,
     deadlineMarginMs: 1000,
+    ...(opts.iamPropagationWindowSeconds !== undefined && {
+      iamPropagationWindowSeconds: opts.iamPropagationWindowSeconds,
+    }),
     scheduler: {
       groupName: 'default',
       roleArn: 'arn:aws:iam::123456789012:role/scheduler',
