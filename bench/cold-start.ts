@@ -22,7 +22,7 @@ const SHARED_OPTIONS: BuildOptions = { ...BUNDLE_OPTIONS, banner: { ...BUNDLE_OP
 /**
  * What each function needs in its environment to initialise, with fake values: module init reads config
  * and the policy file and builds clients; nothing is called. Lambda's own variables are set too, so
- * Powertools behaves as in Lambda (tracing on, the X-Ray SDK loaded), in both the floor and the function.
+ * Powertools behaves as in Lambda, in both the floor and the function.
  */
 function initEnv(name: string, dir: string): Record<string, string> {
   return {
@@ -64,7 +64,11 @@ export interface ColdStartRow {
   /** Spread of the per-round ratios (function ÷ the floor measured right next to it); initRatio is their median. */
   initRatioP25: number;
   initRatioP75: number;
-  /** Packages that add the most bytes over the floor, from the esbuild metafiles. */
+  /**
+   * What the bundle adds over the floor, per input, largest first, from the esbuild metafiles: one row per
+   * package for dependencies, one per file for the project's own code (so a module that should not be in
+   * this function shows by name).
+   */
   topAdditions: Array<{ input: string; bytes: number }>;
   /** Environment variables the function insisted on beyond initEnv(), given placeholder values. */
   envAdded: string[];
@@ -79,8 +83,6 @@ export interface ColdStartResult {
   attribution?: {
     function: string;
     probes: ProbeRow[];
-    /** The function rebuilt with Powertools Tracer stubbed out (a what-if, not what ships). */
-    withoutTracer?: { bytes: number; bytesRatio: number; initRatio: number };
   };
 }
 
@@ -90,11 +92,6 @@ export interface ColdStartResult {
  * libraries its bundle contains. Answers "what dominates" for time, which bytes alone do not.
  */
 const PROBES: Array<{ name: string; pkg: string; code: string }> = [
-  {
-    name: 'Powertools Tracer (+ X-Ray SDK)',
-    pkg: '@aws-lambda-powertools/tracer',
-    code: "import { Tracer } from '@aws-lambda-powertools/tracer'; const tracer = new Tracer({ serviceName: 'floor' }); for (const c of clients) tracer.captureAWSv3Client(c);",
-  },
   {
     name: 'Powertools Logger',
     pkg: '@aws-lambda-powertools/logger',
@@ -194,23 +191,7 @@ export async function coldStart(opts: { runs: number; log: (s: string) => void }
           });
           opts.log(`cold start: floor + ${probe.name}: ${probes.at(-1)?.initRatio}× init`);
         }
-        // What if the function had no Tracer: the same entry with the Tracer replaced by a no-op stub.
-        const without = await buildWithoutTracer(bundle.entry, join(out, 'without-tracer'));
-        const wm = pairedInit(node, fl, pathToFileURL(join(without.dir, 'index.js')).href, env, opts.runs);
-        const withoutTracer =
-          wm.error === undefined
-            ? {
-                bytes: without.bytes,
-                bytesRatio: round(without.bytes / floor.bytes),
-                initRatio: round(median(wm.ratios)),
-              }
-            : undefined;
-        if (withoutTracer) {
-          opts.log(
-            `cold start: ${bundle.name} without Tracer: ${withoutTracer.bytesRatio}× bytes, ${withoutTracer.initRatio}× init`,
-          );
-        }
-        attribution = { function: bundle.names.join(' / '), probes, ...(withoutTracer && { withoutTracer }) };
+        attribution = { function: bundle.names.join(' / '), probes };
       }
     }
     return {
@@ -387,36 +368,6 @@ async function buildFloor(
   return { dir, bytes: (await stat(join(dir, 'index.js'))).size, meta: result.metafile! };
 }
 
-/** The entry built with @aws-lambda-powertools/tracer (and its middy middleware) replaced by no-ops. */
-async function buildWithoutTracer(entry: string, dir: string): Promise<{ dir: string; bytes: number }> {
-  const stub = [
-    'const noop = () => undefined;',
-    // Any method a function calls on the tracer is a no-op; captureAWSv3Client hands the client back.
-    "export class Tracer { constructor() { return new Proxy(this, { get: (_t, p) => (p === 'captureAWSv3Client' ? (c) => c : noop) }); } }",
-    'export const captureLambdaHandler = () => ({ before: noop });',
-    'export const captureMethod = () => (_t, _k, d) => d;',
-  ].join('\n');
-  await build({
-    ...SHARED_OPTIONS,
-    entryPoints: [entry],
-    outfile: join(dir, 'index.js'),
-    plugins: [
-      {
-        name: 'stub-tracer',
-        setup(b) {
-          b.onResolve({ filter: /^@aws-lambda-powertools\/tracer(\/.*)?$/ }, (args) => ({
-            path: args.path,
-            namespace: 'stub',
-          }));
-          b.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: stub, loader: 'js' }));
-        },
-      },
-    ],
-  });
-  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
-  return { dir, bytes: (await stat(join(dir, 'index.js'))).size };
-}
-
 async function assertSameSettings(bundle: BundleReport, out: string): Promise<void> {
   const file = join(out, 'settings-check', 'index.js');
   await build({ ...SHARED_OPTIONS, entryPoints: [bundle.entry], outfile: file });
@@ -429,7 +380,7 @@ async function assertSameSettings(bundle: BundleReport, out: string): Promise<vo
   }
 }
 
-/** Bytes in output per package (or per top-level source folder), function minus floor, largest first. */
+/** Bytes in output per package (or per project source file), function minus floor, largest first. */
 function additions(fn: Metafile, floor: Metafile): Array<{ input: string; bytes: number }> {
   const a = bytesByPackage(fn);
   const b = bytesByPackage(floor);
@@ -437,7 +388,7 @@ function additions(fn: Metafile, floor: Metafile): Array<{ input: string; bytes:
     .map(([input, bytes]) => ({ input, bytes: bytes - (b.get(input) ?? 0) }))
     .filter((x) => x.bytes > 0)
     .sort((x, y) => y.bytes - x.bytes)
-    .slice(0, 10);
+    .slice(0, 25);
 }
 
 function bytesByPackage(meta: Metafile): Map<string, number> {
@@ -445,7 +396,7 @@ function bytesByPackage(meta: Metafile): Map<string, number> {
   for (const output of Object.values(meta.outputs)) {
     for (const [path, v] of Object.entries(output.inputs)) {
       const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-      const key = m ? m[1]! : path.split('/').slice(0, 2).join('/');
+      const key = m ? m[1]! : path;
       out.set(key, (out.get(key) ?? 0) + v.bytesInOutput);
     }
   }

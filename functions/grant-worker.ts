@@ -5,13 +5,12 @@
  */
 
 import { loadWorkerConfig } from './config.js';
-import { countMetric, instrumented, logger, traceClients } from './observability.js';
+import { countMetric, instrumented, logger } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import { createWorker, defaultClients } from './service/worker.js';
 
 const config = loadWorkerConfig();
 const clients = defaultClients(config);
-traceClients(clients);
 
 const worker = createWorker({
   config,

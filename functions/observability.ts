@@ -1,14 +1,17 @@
 /**
- * Powertools Logger, Metrics and Tracer, one instance each per cold start.
- * POWERTOOLS_* environment variables (service name, log level, namespace, tracing on/off)
- * are honoured as documented by Powertools.
+ * Powertools Logger and Metrics, one instance each per cold start. POWERTOOLS_* environment variables
+ * (service name, log level, namespace) are honoured as documented by Powertools.
+ *
+ * No tracing library in the bundle (issue 11): the X-Ray SDKs are in maintenance mode since 2026-02-25
+ * (end of support 2027-02-25) and Powertools Tracer plus the X-Ray SDK were most of every function's
+ * cold-start excess. Lambda active tracing (the `lambdaTracing` deploy parameter) traces each
+ * invocation without code; the opt-in OpenTelemetry path (`otelLayerArn`) adds the ADOT layer and its
+ * exec wrapper, which instrument the runtime from outside the bundle. See README "Tracing".
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { Tracer } from '@aws-lambda-powertools/tracer';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { ServiceMetrics } from './service/grant-service.js';
@@ -20,7 +23,6 @@ export const metrics = new Metrics({
   serviceName,
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'EksAccessGrants',
 });
-export const tracer = new Tracer({ serviceName });
 
 export const countMetric: ServiceMetrics = {
   count(name, value = 1) {
@@ -28,15 +30,7 @@ export const countMetric: ServiceMetrics = {
   },
 };
 
-/** Traces every SDK client of a function (a no-op outside Lambda or with tracing off). */
-export function traceClients(clients: object): void {
-  for (const client of Object.values(clients)) tracer.captureAWSv3Client(client);
-}
-
-/** A Lambda handler with the Powertools trio: trace segment, logger context, metrics flush. */
+/** A Lambda handler with the Powertools pair: logger context, metrics flush. */
 export function instrumented<E, R>(handler: (event: E, context: Context) => Promise<R>) {
-  return middy(handler)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics));
+  return middy(handler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
 }

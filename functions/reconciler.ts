@@ -5,11 +5,11 @@
 
 import type { Context } from 'aws-lambda';
 import { loadReconcilerConfig } from './config.js';
-import { countMetric, instrumented, logger, tracer } from './observability.js';
+import { countMetric, instrumented, logger } from './observability.js';
 import { createReconciler } from './service/reconciler-wiring.js';
 
 const config = loadReconcilerConfig();
-const run = createReconciler(config, logger, tracer);
+const run = createReconciler(config, logger);
 
 export const handler = instrumented(async (_event: unknown, context: Context) => {
   // Leave 10 s to publish the report; runs start at a random principal, so later runs cover the rest.

@@ -4,7 +4,7 @@
  * CreateRole, TagRole, UntagRole or DeleteRole. Thin on purpose: see functions/service/role-lifecycle.ts.
  * A thrown error fails the invocation, so Lambda's asynchronous retries and on-failure destination apply.
  */
-import { countMetric, instrumented, logger, traceClients } from './observability.js';
+import { countMetric, instrumented, logger } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createRoleLifecycleIntake,
@@ -14,7 +14,6 @@ import {
 
 const config = loadRoleLifecycleConfig();
 const clients = defaultRoleLifecycleClients(config);
-traceClients(clients);
 
 const intake = createRoleLifecycleIntake({
   config,

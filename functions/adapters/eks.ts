@@ -28,6 +28,18 @@ import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.
  */
 export const IAM_PROPAGATION_MESSAGE = 'The specified principalArn is invalid: invalid principal';
 
+/**
+ * When EKS says each entry it read was created, kept beside the domain state (not in it: the state
+ * is stored as a baseline and compared). The worker uses it to tell a recreated role's stale entry
+ * from the fresh one an earlier attempt already created.
+ */
+const createdAtOf = new WeakMap<AccessState, number>();
+
+/** Epoch ms at which EKS created the entry `state` was read from, if EKS said so. */
+export function entryCreatedAt(state: AccessState): number | undefined {
+  return createdAtOf.get(state);
+}
+
 /** Counts calls per operation so the worker can report API efficiency. */
 export type CallCounter = (operation: string) => void;
 
@@ -55,7 +67,7 @@ export class EksAdapter {
     const type = e?.type ?? 'STANDARD';
     // Access policies exist only on STANDARD entries; listing them on others is an error.
     const policies = type === 'STANDARD' ? await this.listPolicies(clusterName, principalArn, signal) : [];
-    return {
+    const state: AccessState = {
       exists: true,
       type,
       kubernetesGroups: [...(e?.kubernetesGroups ?? [])].sort(),
@@ -63,6 +75,8 @@ export class EksAdapter {
       policies,
       tags: e?.tags ?? {},
     };
+    if (e?.createdAt instanceof Date) createdAtOf.set(state, e.createdAt.getTime());
+    return state;
   }
 
   private async listPolicies(clusterName: string, principalArn: string, signal?: AbortSignal) {

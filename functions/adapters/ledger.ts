@@ -97,13 +97,7 @@ export class LedgerAdapter {
   /** Writes the baseline once; a second capture keeps the first. Returns what is stored. */
   async captureBaseline(clusterName: string, principalArn: string, baseline: Baseline): Promise<Baseline> {
     const written = await this.conditionalPut(
-      {
-        pk: { S: pkOf(clusterName, principalArn) },
-        sk: { S: 'BASELINE' },
-        managedCluster: { S: clusterName },
-        managedPrincipal: { S: principalArn },
-        doc: { S: JSON.stringify(baseline) },
-      },
+      baselineItem(clusterName, principalArn, baseline),
       'attribute_not_exists(pk)',
     );
     if (written) return baseline;
@@ -111,6 +105,30 @@ export class LedgerAdapter {
     if (!stored)
       throw new TransientError('LEDGER_INCONSISTENT', 'baseline write conflicted but none was found');
     return stored;
+  }
+
+  /**
+   * Replaces the baseline, only for a role deleted and recreated with the same ARN: the dead role's baseline
+   * is void. Conditional on `expected` still being what is stored (or nothing being stored), so two workers
+   * cannot interleave a capture and a replace; a lost race is transient and the request re-reads.
+   */
+  async replaceBaseline(
+    clusterName: string,
+    principalArn: string,
+    baseline: Baseline,
+    expected: Baseline | undefined,
+  ): Promise<void> {
+    const written = await this.conditionalPut(
+      baselineItem(clusterName, principalArn, baseline),
+      expected === undefined ? 'attribute_not_exists(pk)' : 'doc = :expected',
+      expected === undefined ? undefined : { ':expected': { S: JSON.stringify(expected) } },
+    );
+    if (!written) {
+      throw new TransientError(
+        'LEDGER_CONFLICT',
+        `the baseline of ${principalArn} on ${clusterName} changed concurrently; will re-read and retry`,
+      );
+    }
   }
 
   /** Inserts a new grant; `false` when a grant with that id already exists. */
@@ -219,6 +237,20 @@ export class LedgerAdapter {
 
 function pkOf(clusterName: string, principalArn: string): string {
   return `P#${clusterName}#${principalArn}`;
+}
+
+function baselineItem(
+  clusterName: string,
+  principalArn: string,
+  baseline: Baseline,
+): Record<string, AttributeValue> {
+  return {
+    pk: { S: pkOf(clusterName, principalArn) },
+    sk: { S: 'BASELINE' },
+    managedCluster: { S: clusterName },
+    managedPrincipal: { S: principalArn },
+    doc: { S: JSON.stringify(baseline) },
+  };
 }
 
 function grantItem(clusterName: string, principalArn: string, grant: Grant): Record<string, AttributeValue> {

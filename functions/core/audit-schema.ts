@@ -77,6 +77,38 @@ export function auditRecordJsonSchema(): Record<string, unknown> {
         },
       },
       expiresAt: { type: 'string', format: 'date-time' },
+      endedBy: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['source', 'requestId'],
+        description:
+          'On revoked and expired: who ended the grant(s): the route, its request, and who it says asked.',
+        properties: {
+          source: { enum: [...SOURCES] },
+          requestId: { type: 'string' },
+          requestedBy: { type: 'string' },
+        },
+      },
+      dropped: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kubernetesGroups', 'policies'],
+        description:
+          "On the grant that recreated a recreated role's stale entry (severity high): what the old entry held that this system never granted, so did not carry over.",
+        properties: {
+          kubernetesGroups: { type: 'array', items: { type: 'string' } },
+          policies: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['policyArn', 'accessScope'],
+              properties: { policyArn: { type: 'string' }, accessScope: scope },
+            },
+          },
+          username: { type: 'string' },
+        },
+      },
       attempt: { type: 'integer', minimum: 1 },
       at: { type: 'string', format: 'date-time' },
     },

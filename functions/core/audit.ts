@@ -1,7 +1,8 @@
 /**
  * AuditRecord v1: one terminal record per request per attempt cycle.
  */
-import type { EksChange } from './plan.js';
+import type { EndedBy } from './ledger.js';
+import type { DroppedAccess, EksChange } from './plan.js';
 import type { AccessRequest, AccessScope, Reason } from './types.js';
 
 export const AUDIT_OUTCOMES = [
@@ -46,6 +47,13 @@ export interface AuditRecord {
   incidentId?: string;
   changes: AuditChange[];
   expiresAt?: string;
+  /** On `revoked` and `expired`: who ended the grant(s): the route, its request, and who it says asked. */
+  endedBy?: EndedBy;
+  /**
+   * On the grant that recreated a recreated role's entry (severity `high`): what the stale entry held that
+   * this system never granted, and so did not carry over.
+   */
+  dropped?: DroppedAccess;
   attempt: number;
   at: string;
 }
@@ -64,6 +72,8 @@ export interface AuditInput {
   expiresAt?: string;
   /** Defaults to `high` for break-glass requests; the expiry of a break-glass grant passes it too. */
   severity?: AuditRecord['severity'];
+  endedBy?: EndedBy;
+  dropped?: DroppedAccess;
 }
 
 export function buildAuditRecord(input: AuditInput, hash: (s: string) => string): AuditRecord {
@@ -87,6 +97,8 @@ export function buildAuditRecord(input: AuditInput, hash: (s: string) => string)
     ...(r.incidentId !== undefined && { incidentId: r.incidentId }),
     changes: input.changes ?? [],
     ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+    ...(input.endedBy !== undefined && { endedBy: input.endedBy }),
+    ...(input.dropped !== undefined && { dropped: input.dropped }),
     attempt: input.attempt,
     at: input.at.toISOString(),
   };

@@ -9,8 +9,8 @@
  * fails loudly in tests.
  */
 import { computeDesired } from './desired.js';
-import type { Grant, PrincipalRecord } from './ledger.js';
-import type { AccessState } from './types.js';
+import type { PrincipalRecord } from './ledger.js';
+import type { LedgerChange } from './ledger-change.js';
 
 export const MAX_NAMESPACES_PER_SCOPE = 50;
 
@@ -20,23 +20,25 @@ export interface ScopeOverflow {
 }
 
 /**
- * The first policy whose merged namespace scope would exceed the ceiling once `grant` is active,
- * given the ledger record and (when no baseline is recorded yet) the current EKS state.
+ * The first policy whose merged namespace scope would exceed the ceiling once the ledger `change`
+ * is written to `record` (a new or revived grant, a replaced baseline).
  */
 export function scopeOverflow(
   record: PrincipalRecord,
-  current: AccessState,
-  grant: Grant,
+  change: Pick<LedgerChange, 'baseline' | 'insert' | 'updates'>,
   now: Date,
   max: number = MAX_NAMESPACES_PER_SCOPE,
 ): ScopeOverflow | undefined {
-  const { tags: _tags, ...baseline } = current;
-  const candidate: PrincipalRecord = {
+  const updated = new Map(change.updates.map((u) => [u.next.grantId, u.next]));
+  const grants = record.grants.map((g) => updated.get(g.grantId) ?? g);
+  for (const next of updated.values()) if (!grants.some((g) => g.grantId === next.grantId)) grants.push(next);
+  if (change.insert) grants.push(change.insert);
+  const after: PrincipalRecord = {
     ...record,
-    baseline: record.baseline ?? baseline,
-    grants: [...record.grants.filter((g) => g.grantId !== grant.grantId), grant],
+    ...(change.baseline ? { baseline: change.baseline.baseline } : {}),
+    grants,
   };
-  for (const [policyArn, scope] of computeDesired(candidate, now).policies) {
+  for (const [policyArn, scope] of computeDesired(after, now).policies) {
     const namespaces = scope?.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
     if (namespaces > max) return { policyArn, namespaces };
   }

@@ -4,6 +4,13 @@
  */
 import type { AccessRequest, AccessState, PolicyAssociation, Source } from './types.js';
 
+/** Who ended a grant: the route the revoke came by, its request, and who it says asked. */
+export interface EndedBy {
+  source: Source;
+  requestId: string;
+  requestedBy?: string;
+}
+
 export type GrantStatus = 'active' | 'revoked' | 'expired' | 'failed';
 
 export interface Grant {
@@ -22,6 +29,8 @@ export interface Grant {
   incidentId?: string;
   createdAt: string;
   endedAt?: string;
+  /** Who ended it (absent on grants ended before this was recorded, and on failed ones). */
+  endedBy?: EndedBy;
   /**
    * Policy ARNs and groups that revokes by name took out of this grant. Desired state treats
    * only what some grant names as ours to remove; without this record, narrowed-away access

@@ -7,7 +7,7 @@
  * converges to the same state.
  */
 import { createHash } from 'node:crypto';
-import type { EksAdapter } from '../adapters/eks.js';
+import { type EksAdapter, entryCreatedAt } from '../adapters/eks.js';
 import type { LedgerAdapter } from '../adapters/ledger.js';
 import {
   type AuditChange,
@@ -19,14 +19,9 @@ import {
 import { computeDesired, desiredState } from '../core/desired.js';
 import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
-import {
-  endGrant,
-  type Grant,
-  grantFromRequest,
-  narrowGrants,
-  type PrincipalRecord,
-} from '../core/ledger.js';
-import { type EksChange, planChanges, planRecreate } from '../core/plan.js';
+import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
+import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
+import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
 import { ACTIONS, type AccessRequest, type AccessState, type Reason, SOURCES } from '../core/types.js';
@@ -113,6 +108,8 @@ interface ConvergeResult {
   grantId?: string;
   expiresAt?: string;
   severity?: 'high';
+  endedBy?: EndedBy;
+  dropped?: DroppedAccess;
 }
 
 export class GrantService {
@@ -213,16 +210,18 @@ export class GrantService {
         'the access entry this request created is not visible yet',
       );
     }
-    this.refuseScopeOverflow(request, expiresAt, record, current, now);
 
     const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
-    const plan =
-      request.principalRecreated && ledgerChange.inserted
+    // A retry of the recreating message must not delete the entry an earlier attempt already created
+    // for the new role (under EKS's consistency windows it would delete and recreate forever).
+    const recreate =
+      ledgerChange.recreate && !createdSince(current, ledgerChange.grant)
         ? planRecreate(current, desired)
-        : planChanges(current, desired);
+        : undefined;
+    const plan = recreate ?? planChanges(current, desired);
     await this.applyAll(request, plan.changes, applied, signal).catch((err: unknown) => {
       throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
     });
@@ -273,39 +272,15 @@ export class GrantService {
     return {
       outcome: changed ? (TERMINAL_OUTCOME[kind] ?? 'granted') : 'unchanged',
       toMarkReported: changed ? mine : [],
-      // The end of break-glass access pages as loudly as its start.
-      ...(ledgerChange.grant?.source === 'break-glass' && { severity: 'high' as const }),
+      // The end of break-glass access pages as loudly as its start; so does access a recreate dropped.
+      ...((ledgerChange.grant?.source === 'break-glass' || (recreate && current.exists)) && {
+        severity: 'high' as const,
+      }),
+      ...(recreate && current.exists && { dropped: recreate.dropped }),
+      ...(changed && ledgerChange.endedBy && { endedBy: ledgerChange.endedBy }),
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
-  }
-
-  /**
-   * A grant whose merged scope (baseline ∪ active grants) would name more namespaces than an access
-   * scope may hold is refused before the ledger or EKS is touched, so nothing is half-applied.
-   */
-  private refuseScopeOverflow(
-    request: AccessRequest,
-    expiresAt: string | undefined,
-    record: PrincipalRecord,
-    current: AccessState,
-    now: Date,
-  ): void {
-    if (request.action !== 'grant' || request.source === 'reconcile') return;
-    const existing = record.grants.find((g) => g.grantId === request.requestId);
-    if (existing?.status === 'active') return; // checked when it was recorded
-    const grant = existing
-      ? { ...existing, status: 'active' as const }
-      : grantFromRequest(request, expiresAt, now);
-    const overflow = scopeOverflow(record, current, grant, now);
-    if (!overflow) return;
-    throw new RejectionError(
-      'SCOPE_TOO_MANY_NAMESPACES',
-      `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
-        `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
-        `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +
-        'other grants of this policy first; nothing was applied',
-    );
   }
 
   /**
@@ -370,8 +345,8 @@ export class GrantService {
   }
 
   /**
-   * Applies the request to the ledger record (in place and in DynamoDB). Returns the
-   * grant concerned, stamping every grant it changes with this message id.
+   * Writes the ledger change core/ledger-change.ts decided, in its order, and applies it to `record`
+   * (which the caller goes on to plan from). Rejections are thrown by the core before anything is written.
    */
   private async updateLedger(
     request: AccessRequest,
@@ -380,96 +355,41 @@ export class GrantService {
     current: AccessState,
     now: Date,
     messageId: string,
-  ): Promise<{ grant?: Grant; inserted?: boolean }> {
+  ): Promise<LedgerChange> {
     const { clusterName, principalArn } = request;
     const ledger = this.deps.ledger;
-    const byThisMessage = (g: Grant): Grant => ({ ...g, lastMessageId: messageId });
-
-    // The reconciler asks only to converge EKS to what the ledger already says.
-    if (request.source === 'reconcile') return {};
-
-    if (request.action === 'grant') {
-      if (current.exists && (current.type ?? 'STANDARD') !== 'STANDARD' && request.accessPolicies?.length) {
-        throw new RejectionError(
-          'NOT_STANDARD_ENTRY',
-          `the access entry of ${principalArn} on ${clusterName} is of type ${current.type}; access policies apply only to STANDARD entries`,
-        );
-      }
-      if (request.username !== undefined && current.exists && current.username !== request.username) {
-        throw new RejectionError(
-          'USERNAME_CONFLICT',
-          `the access entry already maps ${principalArn} to username ${JSON.stringify(current.username)}; this system does not rename existing entries`,
-        );
-      }
-      if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
-        throw new RejectionError(
-          'ALREADY_EXPIRED',
-          `the grant would have expired at ${expiresAt}; nothing was applied`,
-        );
-      }
-      if (!record.baseline) {
-        // Captured once, before our first change: what expiry and revoke restore to.
-        const { tags: _ignored, ...baseline } = current;
-        record.baseline = await ledger.captureBaseline(clusterName, principalArn, baseline);
-      }
-      const existing = record.grants.find((g) => g.grantId === request.requestId);
-      if (!existing) {
-        const grant = byThisMessage(grantFromRequest(request, expiresAt, now));
-        if (await ledger.insertGrant(clusterName, principalArn, grant)) {
-          record.grants.push(grant);
-          return { grant, inserted: true };
-        }
+    const change = planLedgerChange({ record, request, current, expiresAt, now, messageId });
+    refuseScopeOverflow(request, record, change, now);
+    for (const note of change.notes)
+      this.deps.logger[note.level](note.message, { requestId: request.requestId, ...note.data });
+    if (change.baseline?.kind === 'capture') {
+      record.baseline = await ledger.captureBaseline(clusterName, principalArn, change.baseline.baseline);
+    } else if (change.baseline?.kind === 'replace') {
+      await ledger.replaceBaseline(
+        clusterName,
+        principalArn,
+        change.baseline.baseline,
+        change.baseline.expected,
+      );
+      record.baseline = change.baseline.baseline;
+    }
+    if (change.insert) {
+      if (!(await ledger.insertGrant(clusterName, principalArn, change.insert))) {
         throw new TransientError(
           'LEDGER_CONFLICT',
-          `grant ${grant.grantId} appeared concurrently; re-reading`,
+          `grant ${change.insert.grantId} appeared concurrently; re-reading`,
         );
       }
-      if (existing.status === 'failed') {
-        // An operator redrove a request that had failed: give it another go.
-        const revived = byThisMessage({ ...existing, status: 'active', version: existing.version + 1 });
-        delete revived.endedAt;
-        await ledger.updateGrant(clusterName, principalArn, revived, existing.version);
-        Object.assign(existing, revived);
-      }
-      return { grant: existing };
+      record.grants.push(change.insert);
     }
-
-    if (request.grantId !== undefined) {
-      const grant = record.grants.find((g) => g.grantId === request.grantId);
-      if (!grant) {
-        throw new RejectionError(
-          'GRANT_NOT_FOUND',
-          `no grant ${request.grantId} exists for ${principalArn} on ${clusterName}; nothing to ${request.source === 'expiry' ? 'expire' : 'revoke'}`,
-        );
-      }
-      if (grant.status !== 'active') return { grant };
-      if (
-        request.source === 'expiry' &&
-        grant.expiresAt &&
-        Date.parse(grant.expiresAt) > now.getTime() + 60_000
-      ) {
-        this.deps.logger.warn('expiry arrived before the grant expires; ignoring it', {
-          grantId: grant.grantId,
-          expiresAt: grant.expiresAt,
-        });
-        return { grant };
-      }
-      const ended = byThisMessage(endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now));
-      await ledger.updateGrant(clusterName, principalArn, ended, grant.version);
-      Object.assign(grant, ended);
-      await this.deps.scheduler?.cancelExpiry(grant.grantId);
-      return { grant };
+    for (const { next, expectedVersion } of change.updates) {
+      await ledger.updateGrant(clusterName, principalArn, next, expectedVersion);
+      const at = record.grants.findIndex((g) => g.grantId === next.grantId);
+      if (at === -1) record.grants.push(next);
+      else record.grants[at] = next;
     }
-
-    // A revoke that names what to take away, across every grant of ours.
-    const changed = narrowGrants(record.grants, request, now).map(byThisMessage);
-    for (const next of changed) {
-      const prev = record.grants.find((g) => g.grantId === next.grantId)!;
-      await ledger.updateGrant(clusterName, principalArn, next, prev.version);
-      Object.assign(prev, next);
-      if (next.status !== 'active') await this.deps.scheduler?.cancelExpiry(next.grantId);
-    }
-    return {};
+    for (const grantId of change.cancelExpiries) await this.deps.scheduler?.cancelExpiry(grantId);
+    return change;
   }
 
   private async onError(
@@ -574,6 +494,8 @@ export class GrantService {
       expiresAt?: string;
       changes?: AuditChange[];
       severity?: 'high';
+      endedBy?: EndedBy;
+      dropped?: DroppedAccess;
     },
   ): Promise<MessageResult> {
     const record = buildAuditRecord(
@@ -599,6 +521,41 @@ export class GrantService {
     this.deps.metrics?.count(`Outcome_${input.outcome}`);
     return { status: 'done', audit: record };
   }
+}
+
+/**
+ * A grant whose merged scope (baseline ∪ active grants, as the ledger will hold them after `change`)
+ * would name more namespaces than an access scope may hold is refused before anything is written to
+ * the ledger or EKS, so nothing is half-applied.
+ */
+function refuseScopeOverflow(
+  request: AccessRequest,
+  record: PrincipalRecord,
+  change: LedgerChange,
+  now: Date,
+): void {
+  if (request.action !== 'grant' || (!change.insert && change.updates.length === 0)) return;
+  const overflow = scopeOverflow(record, change, now);
+  if (!overflow) return;
+  throw new RejectionError(
+    'SCOPE_TOO_MANY_NAMESPACES',
+    `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
+      `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
+      `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +
+      'other grants of this policy first; nothing was applied',
+  );
+}
+
+/**
+ * True when EKS created the entry after `grant` was first recorded, i.e. after the role was (re)created:
+ * it is the new role's entry, made by an earlier attempt of this message. The grant is recorded before
+ * any EKS write, so our own create is always later; the stale entry predates the CreateRole. (Clocks:
+ * EKS's and Lambda's are both synchronised; a skew larger than the ~100 ms between recording the grant
+ * and creating the entry would make us recreate once more per attempt.)
+ */
+function createdSince(current: AccessState, grant: Grant | undefined): boolean {
+  const createdAt = current.exists ? entryCreatedAt(current) : undefined;
+  return createdAt !== undefined && grant !== undefined && createdAt >= Date.parse(grant.createdAt);
 }
 
 /** True when the read says "no entry" but the last entry-level write this message made was a create. */

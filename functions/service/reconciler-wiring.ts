@@ -22,7 +22,6 @@ export interface ReconcilerClients {
 export function createReconciler(
   config: ReconcilerConfig,
   logger: ServiceLogger,
-  tracer?: { captureAWSv3Client<T>(client: T): T },
   clients: ReconcilerClients = {
     eks: new EKSClient({ region: config.region, maxAttempts: config.eksMaxAttempts, retryMode: 'standard' }),
     sqs: new SQSClient({ region: config.region }),
@@ -31,7 +30,6 @@ export function createReconciler(
   },
   now?: () => Date,
 ): (deadline?: () => number) => Promise<ReconcileReport> {
-  if (tracer) for (const c of Object.values(clients)) tracer.captureAWSv3Client(c);
   const policy = loadPolicyJson(config.policyPath);
   const queue = new QueueAdapter(clients.sqs);
   const deps = {

@@ -1,9 +1,14 @@
 /**
- * The ticket intake's wiring and use case: API Gateway HTTP API (payload v2) → signed, validated,
+ * The HTTP intake's wiring and use case: API Gateway HTTP API (payload v2) → signed, validated,
  * policy-checked AccessRequest on the right queue. Two routes on one API:
  *
  *   POST /tickets      source `ticket`; payload adapter by `x-payload-format`: `v1` (default) or `jira`
  *   POST /break-glass  source `break-glass`; own secret, own queue; `v1` only
+ *
+ * Deployed, each route is its own function (functions/ticket-intake.ts, functions/break-glass-intake.ts)
+ * built from this one use case with a route subset (`config.routes`): each function reads only its own
+ * route's secret and queue, has its own role, and break-glass has reserved concurrency, so a flood of
+ * tickets cannot starve it and a leaked ticket role cannot reach the break-glass key or queue.
  *
  * Order of checks, cheapest and least revealing first: route → size (413) → signature (401, generic body,
  * detail only in the log) → adapter (400 UNKNOWN_ADAPTER) → JSON → payload → contract → policy (400 with
@@ -49,15 +54,24 @@ export const JIRA_MAX_BODY_BYTES = 262_144;
 
 export type PayloadFormat = 'v1' | 'jira';
 
+/** The routes the intake can serve. */
+export const INTAKE_ROUTES = ['/tickets', '/break-glass'] as const;
+export type IntakeRoute = (typeof INTAKE_ROUTES)[number];
+
 export interface TicketIntakeConfig {
   region: string;
-  /** The requests FIFO queue: ticket grants and revokes. */
-  requestQueueUrl: string;
-  /** The break-glass FIFO queue, drained by its own worker. */
-  breakGlassQueueUrl: string;
-  /** SSM parameter names (SecureString) of the signing secrets, one secret per line. */
-  ticketSecretParam: string;
-  breakGlassSecretParam: string;
+  /**
+   * The routes this instance serves (default: both); any other path is a 404. Only the settings of
+   * these routes are read and required: the break-glass intake never learns the ticket key's name.
+   */
+  routes?: readonly IntakeRoute[];
+  /** The requests FIFO queue: ticket grants and revokes. Required when serving /tickets. */
+  requestQueueUrl?: string;
+  /** The break-glass FIFO queue, drained by its own worker. Required when serving /break-glass. */
+  breakGlassQueueUrl?: string;
+  /** SSM parameter names (SecureString) of the signing secrets, one secret per line; per route. */
+  ticketSecretParam?: string;
+  breakGlassSecretParam?: string;
   /** Holds the replay claims (pk REPLAY#<requestId>). */
   ledgerTable: string;
   policyPath: string;
@@ -67,8 +81,18 @@ export interface TicketIntakeConfig {
   replayWindowSeconds: number;
 }
 
-export function loadTicketIntakeConfig(env: Env = process.env): TicketIntakeConfig {
-  const jira = env.JIRA_FIELD_MAPPING?.trim();
+/**
+ * Reads the settings of `routes` only: REQUEST_QUEUE_URL, TICKET_SECRET_PARAM and JIRA_FIELD_MAPPING
+ * for /tickets; BREAK_GLASS_QUEUE_URL and BREAK_GLASS_SECRET_PARAM for /break-glass.
+ */
+export function loadTicketIntakeConfig(
+  env: Env = process.env,
+  routes: readonly IntakeRoute[] = INTAKE_ROUTES,
+): TicketIntakeConfig {
+  const served = checkRoutes(routes);
+  const tickets = served.includes('/tickets');
+  const breakGlass = served.includes('/break-glass');
+  const jira = tickets ? env.JIRA_FIELD_MAPPING?.trim() : undefined;
   let jiraMapping: JiraFieldMapping | undefined;
   if (jira) {
     let raw: unknown;
@@ -83,10 +107,15 @@ export function loadTicketIntakeConfig(env: Env = process.env): TicketIntakeConf
   }
   return {
     region: required(env, 'AWS_REGION'),
-    requestQueueUrl: required(env, 'REQUEST_QUEUE_URL'),
-    breakGlassQueueUrl: required(env, 'BREAK_GLASS_QUEUE_URL'),
-    ticketSecretParam: required(env, 'TICKET_SECRET_PARAM'),
-    breakGlassSecretParam: required(env, 'BREAK_GLASS_SECRET_PARAM'),
+    routes: served,
+    ...(tickets && {
+      requestQueueUrl: required(env, 'REQUEST_QUEUE_URL'),
+      ticketSecretParam: required(env, 'TICKET_SECRET_PARAM'),
+    }),
+    ...(breakGlass && {
+      breakGlassQueueUrl: required(env, 'BREAK_GLASS_QUEUE_URL'),
+      breakGlassSecretParam: required(env, 'BREAK_GLASS_SECRET_PARAM'),
+    }),
     ledgerTable: required(env, 'LEDGER_TABLE'),
     policyPath: required(env, 'POLICY_PATH'),
     ...(jiraMapping && { jiraMapping }),
@@ -168,22 +197,7 @@ export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHa
   }
   const parameters = options.parameters ?? ssmParameterSource(options.clients.ssm as SSMClient);
   const secrets = new SigningSecrets(parameters, config.secretMaxAgeSeconds);
-  const routes: readonly Route[] = [
-    {
-      path: '/tickets',
-      source: 'ticket',
-      secretParam: config.ticketSecretParam,
-      queueUrl: config.requestQueueUrl,
-      formats: ['v1', 'jira'],
-    },
-    {
-      path: '/break-glass',
-      source: 'break-glass',
-      secretParam: config.breakGlassSecretParam,
-      queueUrl: config.breakGlassQueueUrl,
-      formats: ['v1'],
-    },
-  ];
+  const routes = buildRoutes(config);
 
   return async function handler(event: APIGatewayProxyEventV2): Promise<HttpResponse> {
     const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
@@ -314,6 +328,42 @@ export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHa
         : respond(500, error('INTERNAL', 'The request was not accepted because of a server problem.'));
     }
   };
+}
+
+function checkRoutes(routes: readonly IntakeRoute[]): IntakeRoute[] {
+  const unknown = routes.filter((r) => !(INTAKE_ROUTES as readonly string[]).includes(r));
+  if (routes.length === 0 || unknown.length > 0) {
+    throw new ConfigError(
+      `intake routes ${JSON.stringify(routes)}: name at least one route, from ${INTAKE_ROUTES.join(', ')}`,
+    );
+  }
+  return [...new Set(routes)];
+}
+
+/** The served routes with their settings; a served route without its queue or secret fails fast. */
+function buildRoutes(config: TicketIntakeOptions['config']): Route[] {
+  const need = (value: string | undefined, field: string, path: IntakeRoute): string => {
+    if (value) return value;
+    throw new ConfigError(`the intake serves ${path} but config.${field} is not set`);
+  };
+  return checkRoutes(config.routes ?? INTAKE_ROUTES).map((path): Route => {
+    if (path === '/tickets') {
+      return {
+        path,
+        source: 'ticket',
+        secretParam: need(config.ticketSecretParam, 'ticketSecretParam', path),
+        queueUrl: need(config.requestQueueUrl, 'requestQueueUrl', path),
+        formats: ['v1', 'jira'],
+      };
+    }
+    return {
+      path,
+      source: 'break-glass',
+      secretParam: need(config.breakGlassSecretParam, 'breakGlassSecretParam', path),
+      queueUrl: need(config.breakGlassQueueUrl, 'breakGlassQueueUrl', path),
+      formats: ['v1'],
+    };
+  });
 }
 
 function toCandidate(

@@ -24,6 +24,7 @@ export const FUNCTION_ENTRIES: Readonly<Record<string, string>> = {
   grantWorker: 'functions/grant-worker.ts',
   breakGlassWorker: 'functions/grant-worker.ts',
   ticketIntake: 'functions/ticket-intake.ts',
+  breakGlassIntake: 'functions/break-glass-intake.ts',
   roleLifecycleIntake: 'functions/role-lifecycle-intake.ts',
   reconciler: 'functions/reconciler.ts',
 };

@@ -7,6 +7,9 @@
  * 2. Adds the `${eksArns:...}` variables: the `clusters` param as IAM resource ARNs. CloudFormation
  *    cannot map over a list (Fn::Join and Fn::Split take only literal delimiters) and the account id
  *    is unknown offline, so each ARN is an Fn::Sub over the pseudo parameters.
+ * 3. Adds `${otel:layers}`, the opt-in OpenTelemetry layer: [] by default, [otelLayerArn] when that param
+ *    is set, in which case every function also gets AWS_LAMBDA_EXEC_WRAPPER = otelExecWrapper. An exec
+ *    wrapper that does not exist fails every cold start, so it is only ever set together with the layer.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +17,10 @@ import { tsImport } from 'tsx/esm/api';
 
 /** EKS cluster name rules (CreateCluster): 1-100 characters. */
 const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
+
+/** A layer version ARN (Lambda API reference, LayerVersionArn pattern, simplified to the aws partitions). */
+const LAYER_ARN =
+  /^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+$/;
 
 // biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders, filled in by CloudFormation.
 const ARN_PREFIX = 'arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}';
@@ -39,6 +46,26 @@ export default class EksAccessGrantsPlugin {
           );
         },
       },
+      otel: {
+        resolve: async ({ address, resolveVariable }) => {
+          if (address !== 'layers') throw fail(`\${otel:${address}}: use otel:layers`);
+          const arn = String((await resolveVariable('param:otelLayerArn, ""')) ?? '').trim();
+          if (arn === '') return { value: [] };
+          if (!LAYER_ARN.test(arn)) {
+            throw fail(
+              `otelLayerArn must be a Lambda layer version ARN (arn:aws:lambda:<region>:<account>:layer:<name>:<version>), got ${arn}`,
+            );
+          }
+          const wrapper = String((await resolveVariable('param:otelExecWrapper, ""')) ?? '').trim();
+          if (!wrapper.startsWith('/opt/')) {
+            throw fail(
+              `otelExecWrapper must be a script the layer puts under /opt/, got ${wrapper || '(empty)'}`,
+            );
+          }
+          this.otelExecWrapper = wrapper;
+          return { value: [arn] };
+        },
+      },
     };
 
     this.hooks = {
@@ -47,7 +74,15 @@ export default class EksAccessGrantsPlugin {
     };
   }
 
+  /** With the OpenTelemetry layer on, its wrapper starts every function (provider-wide, as the layer is). */
+  applyOpenTelemetry() {
+    if (!this.otelExecWrapper) return;
+    const provider = this.serverless.service.provider;
+    provider.environment = { ...provider.environment, AWS_LAMBDA_EXEC_WRAPPER: this.otelExecWrapper };
+  }
+
   async build(functions) {
+    this.applyOpenTelemetry();
     const { buildArtifacts, formatReport, policyFileFrom } = await tsImport('./build.ts', import.meta.url);
     // Where serverless.yml's package.artifact paths point.
     const outDir = join(this.serverless.serviceDir, '.serverless-build');

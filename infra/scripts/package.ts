@@ -26,6 +26,8 @@ export interface PackageOptions {
   policyFile?: string;
   /** Capture osls output (shown only if it fails) instead of passing it through. */
   quiet?: boolean;
+  /** More osls params (`--param=name=value`), e.g. lambdaTracing or otelLayerArn. */
+  params?: Readonly<Record<string, string>>;
 }
 
 export interface PackageResult {
@@ -52,6 +54,7 @@ export async function packageService(options: PackageOptions = {}): Promise<Pack
     '--region',
     options.region ?? 'us-east-1',
     `--param=clusters=${clusters}`,
+    ...Object.entries(options.params ?? {}).map(([name, value]) => `--param=${name}=${value}`),
     '--package',
     outDir,
   ];

@@ -93,7 +93,6 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
   const run = createReconciler(
     config,
     logger,
-    undefined,
     { eks, sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
     opts.now,
   );

@@ -102,7 +102,11 @@ describe('consistency windows around create and delete', () => {
   test('recreates the entry of a recreated role through the post-delete conflict and IAM propagation', async () => {
     await start({ maxReceiveCount: 8 });
     // The old role's entry, created by this system; then the role is deleted and created again.
-    h.eks.seedEntry('dev', { principalArn: ROLE, tags: { [MANAGED_TAG_KEY]: 'true' } });
+    h.eks.seedEntry('dev', {
+      principalArn: ROLE,
+      tags: { [MANAGED_TAG_KEY]: 'true' },
+      createdAt: Date.now() - 86_400_000,
+    });
     h.eks.recreatePrincipal(ROLE);
     expect(h.eks.isStale('dev', ROLE)).toBe(true);
     h.eks.setFaults({ iamPropagationMs: 250, postDeleteConflictMs: 2500, postCreateNotFoundMs: 300 });

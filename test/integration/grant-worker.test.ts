@@ -253,6 +253,114 @@ describe('grant worker against the EKS emulator over HTTP', () => {
   });
 });
 
+describe('grant worker: recreated roles and revoke rights', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => {
+    for (const record of h.audits()) expect(accepts(auditRecordJsonSchema(), record)).toBe(true);
+    await h.close();
+  });
+
+  const writes = () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+
+  const roleGrant = (requestId: string) => ({
+    schemaVersion: 1 as const,
+    requestId,
+    action: 'grant' as const,
+    source: 'iam-role-created' as const,
+    clusterName: 'dev',
+    principalArn: TEAM_A,
+    accessPolicies: [{ policyArn: EDIT, accessScope: ns('team-a') }],
+    requestedBy: 'arn:aws:iam::111122223333:role/platform-admin',
+    principalRecreated: true,
+  });
+
+  test("a recreated role's entry keeps only our active grants; foreign access is dropped and audited high", async () => {
+    // The dead role had access someone else gave it, and a ticket grant of ours.
+    h.eks.seedEntry('dev', {
+      principalArn: TEAM_A,
+      kubernetesGroups: ['ops-humans'],
+      username: 'old-name',
+      policies: [{ policyArn: VIEW, accessScope: ns('team-z') }],
+      tags: { owner: 'someone' },
+    });
+    await h.send(fixture('dev-view-grant'));
+    await h.drain();
+    h.eks.recreatePrincipal(TEAM_A);
+    await h.send(roleGrant('iam-recreate-1'));
+    await h.drain();
+
+    const [entry] = h.eks.snapshot('dev');
+    expect(entry).toMatchObject({
+      kubernetesGroups: ['team-a-readers'],
+      tags: { owner: 'someone', [MANAGED_TAG_KEY]: 'true' },
+      policies: [
+        { policyArn: EDIT, accessScope: ns('team-a') },
+        { policyArn: VIEW, accessScope: ns('team-a', 'team-b') },
+      ],
+    });
+    expect(entry?.username).not.toBe('old-name');
+    expect(h.eks.isStale('dev', TEAM_A)).toBe(false);
+    const [audit] = h.auditsFor('iam-recreate-1');
+    expect(audit).toMatchObject({
+      outcome: 'granted',
+      severity: 'high',
+      dropped: {
+        kubernetesGroups: ['ops-humans'],
+        policies: [{ policyArn: VIEW, accessScope: ns('team-z') }],
+        username: 'old-name',
+      },
+    });
+    // The new role's baseline is empty, so once our grants end the entry we created goes.
+    await h.send(fixture('dev-view-revoke'));
+    await h.send({
+      ...roleGrant('iam-recreate-r'),
+      action: 'revoke',
+      accessPolicies: undefined,
+      principalRecreated: undefined,
+      grantId: 'iam-recreate-1',
+    });
+    await h.drain();
+    expect(h.eks.snapshot('dev')).toEqual([]);
+  });
+
+  test('a ticket revoke of an active break-glass grant is REVOKE_NOT_ALLOWED; the break-glass route may end it', async () => {
+    const bg = fixture('prod-break-glass');
+    await h.send(bg);
+    await h.drain();
+    h.eks.resetCalls();
+    const revoke = (requestId: string, source: 'ticket' | 'break-glass') => ({
+      schemaVersion: 1 as const,
+      requestId,
+      action: 'revoke' as const,
+      source,
+      clusterName: 'prod',
+      principalArn: bg.principalArn,
+      grantId: bg.requestId,
+      requestedBy: 'carol@example.com',
+    });
+    await h.send(revoke('ticket-revoke-bg', 'ticket'));
+    await h.drain();
+    expect(h.auditsFor('ticket-revoke-bg')[0]).toMatchObject({
+      outcome: 'rejected',
+      reason: { code: 'REVOKE_NOT_ALLOWED' },
+    });
+    expect(writes()).toEqual([]);
+    expect(h.eks.snapshot('prod')).toHaveLength(1);
+
+    await h.send(revoke('bg-done-early', 'break-glass'));
+    await h.drain();
+    expect(h.auditsFor('bg-done-early')[0]).toMatchObject({
+      outcome: 'revoked',
+      severity: 'high',
+      endedBy: { source: 'break-glass', requestId: 'bg-done-early', requestedBy: 'carol@example.com' },
+    });
+    expect(h.eks.snapshot('prod')).toEqual([]);
+  });
+});
+
 describe('grant worker: permanent EKS errors', () => {
   let h: Harness;
   beforeEach(async () => {

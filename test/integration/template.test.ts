@@ -447,11 +447,11 @@ describe('IAM', () => {
     }
   });
 
-  it('lets only the HTTP intake and break-glass expiries write to the break-glass queue', () => {
+  it('lets only the break-glass intake and break-glass expiries write to the break-glass queue', () => {
     // Whoever can write there can ask the break-glass worker for cluster admin.
     const queue = render({ 'Fn::GetAtt': ['BreakGlassQueue', 'Arn'] });
     const writers = roleIds().filter((roleId) => allowed(roleId, 'sqs:SendMessage', queue));
-    expect(writers.sort()).toEqual(['BreakGlassSchedulerRole', 'TicketIntakeRole']);
+    expect(writers.sort()).toEqual(['BreakGlassIntakeRole', 'BreakGlassSchedulerRole']);
   });
 
   it('lets Scheduler roles be assumed only by Scheduler for this account, and only send to one queue', () => {
@@ -474,6 +474,7 @@ describe('IAM', () => {
   it('keeps intake roles to enqueueing, their own secrets and their own ledger items, without EKS', () => {
     const expectedDynamo: Record<string, [string[], string]> = {
       TicketIntakeRole: [['dynamodb:PutItem', 'dynamodb:DeleteItem'], 'REPLAY#*'],
+      BreakGlassIntakeRole: [['dynamodb:PutItem', 'dynamodb:DeleteItem'], 'REPLAY#*'],
       RoleLifecycleIntakeRole: [['dynamodb:GetItem', 'dynamodb:PutItem'], 'ROLE#*'],
     };
     for (const [roleId, [dynamoActions, leadingKeys]] of Object.entries(expectedDynamo)) {
@@ -487,11 +488,37 @@ describe('IAM', () => {
         expect(JSON.stringify(s.Condition)).toContain(leadingKeys);
       }
     }
-    const secretReads = statementsOf('TicketIntakeRole').filter((s) =>
-      list(s.Action).includes('ssm:GetParameter'),
-    );
-    // The ticket key and the break-glass key, nothing else.
-    expect(secretReads.flatMap((s) => list(s.Resource))).toHaveLength(2);
+  });
+
+  it('gives each HTTP intake only its own route key and its own queue', () => {
+    const param = (name: string) =>
+      `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/eks-access-grants/test/${name}-webhook-secret`;
+    const queue = (id: string) => render({ 'Fn::GetAtt': [id, 'Arn'] });
+    const own = {
+      TicketIntakeRole: {
+        key: 'ticket',
+        queue: 'RequestQueue',
+        otherKey: 'break-glass',
+        other: 'BreakGlassQueue',
+      },
+      BreakGlassIntakeRole: {
+        key: 'break-glass',
+        queue: 'BreakGlassQueue',
+        otherKey: 'ticket',
+        other: 'RequestQueue',
+      },
+    };
+    for (const [roleId, o] of Object.entries(own)) {
+      expect(allowed(roleId, 'ssm:GetParameter', param(o.key)), roleId).toBe(true);
+      expect(allowed(roleId, 'ssm:GetParameter', param(o.otherKey)), roleId).toBe(false);
+      expect(allowed(roleId, 'sqs:SendMessage', queue(o.queue)), roleId).toBe(true);
+      expect(allowed(roleId, 'sqs:SendMessage', queue(o.other)), roleId).toBe(false);
+      const secretReads = statementsOf(roleId).filter((s) => list(s.Action).includes('ssm:GetParameter'));
+      expect(
+        secretReads.flatMap((s) => list(s.Resource)),
+        roleId,
+      ).toHaveLength(1);
+    }
   });
 
   it('lets the reconciler read access entries but never change them', () => {
@@ -506,6 +533,76 @@ describe('IAM', () => {
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
     expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger)).toBe(false);
+  });
+});
+
+describe('HTTP API: break-glass isolated from tickets', () => {
+  interface RouteProps {
+    RouteKey: string;
+    Target: { 'Fn::Join': [string, [string, { Ref: string }]] };
+  }
+  interface IntegrationProps {
+    IntegrationUri: unknown;
+  }
+  interface RouteThrottle {
+    ThrottlingRateLimit?: number;
+    ThrottlingBurstLimit?: number;
+  }
+  interface StageProps {
+    DefaultRouteSettings?: RouteThrottle;
+    RouteSettings?: Record<string, RouteThrottle>;
+  }
+
+  /** Route key → the function its integration invokes. */
+  function routeTargets(): Record<string, string | undefined> {
+    return Object.fromEntries(
+      ofType<RouteProps>('AWS::ApiGatewayV2::Route').map(([, route]) => {
+        const integration = route.Target['Fn::Join'][1][1].Ref;
+        const uri = props<IntegrationProps>(integration, 'AWS::ApiGatewayV2::Integration').IntegrationUri;
+        return [route.RouteKey, target(uri)];
+      }),
+    );
+  }
+
+  it('serves POST /break-glass from its own function and POST /tickets from the ticket intake, nothing else', () => {
+    expect(routeTargets()).toEqual({
+      'POST /tickets': functionId('ticketIntake'),
+      'POST /break-glass': functionId('breakGlassIntake'),
+    });
+  });
+
+  it('reserves concurrency for the break-glass intake, and gives it only break-glass settings', () => {
+    const fn = props<FunctionProps & { ReservedConcurrentExecutions?: number }>(
+      functionId('breakGlassIntake'),
+      'AWS::Lambda::Function',
+    );
+    expect(fn.ReservedConcurrentExecutions).toBeGreaterThanOrEqual(1);
+    const env = Object.keys(fn.Environment?.Variables ?? {});
+    expect(env).toEqual(expect.arrayContaining(['BREAK_GLASS_QUEUE_URL', 'BREAK_GLASS_SECRET_PARAM']));
+    expect(env).not.toContain('TICKET_SECRET_PARAM');
+    expect(env).not.toContain('REQUEST_QUEUE_URL');
+    const ticketEnv = Object.keys(
+      props<FunctionProps>(functionId('ticketIntake'), 'AWS::Lambda::Function').Environment?.Variables ?? {},
+    );
+    expect(ticketEnv).not.toContain('BREAK_GLASS_SECRET_PARAM');
+    expect(ticketEnv).not.toContain('BREAK_GLASS_QUEUE_URL');
+  });
+
+  it('throttles each route on the stage with its own limits, created after the routes it names', () => {
+    const stageResource = template.Resources.HttpApiStage as CfnResource & { DependsOn?: string[] };
+    const stage = props<StageProps>('HttpApiStage', 'AWS::ApiGatewayV2::Stage');
+    const routes = ofType<RouteProps>('AWS::ApiGatewayV2::Route');
+    expect(Object.keys(stage.RouteSettings ?? {}).sort()).toEqual(routes.map(([, r]) => r.RouteKey).sort());
+    for (const [id] of routes) expect(stageResource.DependsOn).toContain(id);
+    const tickets = stage.RouteSettings?.['POST /tickets'];
+    const breakGlass = stage.RouteSettings?.['POST /break-glass'];
+    for (const limits of [tickets, breakGlass, stage.DefaultRouteSettings]) {
+      expect(limits?.ThrottlingRateLimit).toBeGreaterThan(0);
+      expect(limits?.ThrottlingBurstLimit).toBeGreaterThan(0);
+    }
+    // Defaults from serverless.yml params: tickets 20/40, break-glass 5/10.
+    expect(tickets).toMatchObject({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 });
+    expect(breakGlass).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
   });
 });
 
@@ -550,6 +647,33 @@ describe('functions and artifacts', () => {
     }
   });
 
+  it('traces every function with Lambda active tracing by default, with no layer and no exec wrapper', () => {
+    for (const [id, f] of functions()) {
+      const fn = f as FunctionProps & { TracingConfig?: { Mode: string }; Layers?: unknown[] };
+      expect(fn.TracingConfig, id).toEqual({ Mode: 'Active' });
+      expect(fn.Layers ?? [], id).toEqual([]);
+      expect(fn.Environment?.Variables ?? {}, id).not.toHaveProperty('AWS_LAMBDA_EXEC_WRAPPER');
+    }
+  });
+
+  it('bundles no tracing SDK: neither Powertools Tracer nor the X-Ray SDK nor OpenTelemetry', async () => {
+    for (const artifact of artifacts) {
+      const meta = JSON.parse(
+        await readFile(join(artifact.dir, '..', `${artifact.name}.meta.json`), 'utf8'),
+      ) as {
+        inputs: Record<string, unknown>;
+      };
+      const inputs = Object.keys(meta.inputs);
+      expect(inputs.length, artifact.name).toBeGreaterThan(0);
+      expect(
+        inputs.filter((i) =>
+          /node_modules\/(@aws-lambda-powertools\/tracer|aws-xray-sdk|@opentelemetry)/.test(i),
+        ),
+        artifact.name,
+      ).toEqual([]);
+    }
+  });
+
   it('deploys each function from its own zip, holding index.js, package.json and policy.json', async () => {
     expect(artifacts.map((a) => functionId(a.name)).sort()).toEqual(
       functions()
@@ -570,7 +694,7 @@ describe('functions and artifacts', () => {
     }
   });
 
-  it.each(Object.keys(WORKERS))(
+  it.each([...Object.keys(WORKERS), 'ticketIntake', 'breakGlassIntake'])(
     '%s artifact starts in Node with only the environment the template gives it',
     async (worker) => {
       const artifact = artifacts.find((a) => a.name === worker);

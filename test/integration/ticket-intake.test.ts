@@ -16,6 +16,7 @@ import { signRequest } from '../../functions/core/signature.js';
 import type { AccessRequest } from '../../functions/core/types.js';
 import {
   createTicketIntake,
+  loadTicketIntakeConfig,
   type TicketIntakeHandler,
   type TicketIntakeOptions,
 } from '../../functions/service/ticket-intake.js';
@@ -462,5 +463,109 @@ describe('failures', () => {
     expect(res).toMatchObject({ statusCode: 500, body: expect.stringContaining('INTERNAL') });
     expect(res.body).not.toContain('/does/not/exist');
     await expectNothingEnqueued();
+  });
+});
+
+describe('route subsets: one function per route', () => {
+  const BASE_ENV = {
+    AWS_REGION: 'eu-west-1',
+    LEDGER_TABLE: 'grants',
+    POLICY_PATH: './policy.json',
+  };
+
+  test('the break-glass intake serves /break-glass only; /tickets is a 404 and reads no ticket key', async () => {
+    const {
+      requestQueueUrl: _q,
+      ticketSecretParam: _s,
+      jiraMapping: _j,
+      ...breakGlassOnly
+    } = options().config;
+    const bgIntake = createTicketIntake({
+      ...options(),
+      config: { ...breakGlassOnly, routes: ['/break-glass'] },
+    });
+    const before = ssm.calls().length;
+    const refused = await bgIntake(signHttpApiEvent(sampleEvent('v1-grant'), TICKET_SECRET));
+    expect(refused).toMatchObject({ statusCode: 404, body: expect.stringContaining('NOT_FOUND') });
+    // Refused on the route alone: the ticket key was never fetched.
+    expect(
+      ssm
+        .calls()
+        .slice(before)
+        .flatMap((c) => c.names),
+    ).not.toContain(TICKET_PARAM);
+    const request = bgRequest();
+    const accepted = await bgIntake(
+      signHttpApiEvent({ ...sampleEvent('break-glass'), body: JSON.stringify(request) }, BREAK_GLASS_SECRET),
+    );
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    expect(await receiveAll(aws.queueUrl)).toEqual([]);
+    expect(JSON.parse((await receiveAll(breakGlass.queueUrl))[0]?.Body ?? '')).toEqual(request);
+  });
+
+  test('the ticket intake serves /tickets only; /break-glass is a 404, even signed with the break-glass key', async () => {
+    const { breakGlassQueueUrl: _q, breakGlassSecretParam: _s, ...ticketsOnly } = options().config;
+    const ticketIntake = createTicketIntake({
+      ...options(),
+      config: { ...ticketsOnly, routes: ['/tickets'] },
+    });
+    const refused = await ticketIntake(signHttpApiEvent(sampleEvent('break-glass'), BREAK_GLASS_SECRET));
+    expect(refused).toMatchObject({ statusCode: 404, body: expect.stringContaining('NOT_FOUND') });
+    await expectNothingEnqueued();
+    const request = ticket();
+    const accepted = await ticketIntake(
+      signHttpApiEvent({ ...sampleEvent('v1-grant'), body: JSON.stringify(request) }, TICKET_SECRET),
+    );
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    expect(await receiveAll(aws.queueUrl)).toHaveLength(1);
+  });
+
+  test('a served route without its queue or key fails at construction, naming the missing setting', () => {
+    const { breakGlassSecretParam: _s, ...config } = options().config;
+    expect(() =>
+      createTicketIntake({ ...options(), config: { ...config, routes: ['/break-glass'] } }),
+    ).toThrow(/serves \/break-glass but config\.breakGlassSecretParam is not set/);
+    expect(() => createTicketIntake({ ...options(), config: { ...config, routes: [] } })).toThrow(
+      /at least one route/,
+    );
+  });
+
+  test("the break-glass loader needs and reads only the break-glass route's settings", () => {
+    const config = loadTicketIntakeConfig(
+      {
+        ...BASE_ENV,
+        BREAK_GLASS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/bg.fifo',
+        BREAK_GLASS_SECRET_PARAM: '/bg',
+        // Present but not for this function: neither is read.
+        TICKET_SECRET_PARAM: '/ticket',
+        JIRA_FIELD_MAPPING: 'not even JSON',
+      },
+      ['/break-glass'],
+    );
+    expect(config).toMatchObject({ routes: ['/break-glass'], breakGlassSecretParam: '/bg' });
+    expect(config).not.toHaveProperty('ticketSecretParam');
+    expect(config).not.toHaveProperty('requestQueueUrl');
+    expect(config).not.toHaveProperty('jiraMapping');
+    expect(() =>
+      loadTicketIntakeConfig({ ...BASE_ENV, BREAK_GLASS_QUEUE_URL: 'q' }, ['/break-glass']),
+    ).toThrow(/BREAK_GLASS_SECRET_PARAM/);
+  });
+
+  test("the ticket loader needs and reads only the ticket route's settings", () => {
+    const config = loadTicketIntakeConfig(
+      {
+        ...BASE_ENV,
+        REQUEST_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/111122223333/requests.fifo',
+        TICKET_SECRET_PARAM: '/ticket',
+        BREAK_GLASS_SECRET_PARAM: '/bg',
+      },
+      ['/tickets'],
+    );
+    expect(config).toMatchObject({ routes: ['/tickets'], ticketSecretParam: '/ticket' });
+    expect(config).not.toHaveProperty('breakGlassSecretParam');
+    expect(config).not.toHaveProperty('breakGlassQueueUrl');
+    expect(() => loadTicketIntakeConfig({ ...BASE_ENV, REQUEST_QUEUE_URL: 'q' }, ['/tickets'])).toThrow(
+      /TICKET_SECRET_PARAM/,
+    );
   });
 });

@@ -9,7 +9,9 @@
  * - no active grant left: the baseline again, or no entry at all when there was none;
  * - a grant id takes effect once: a repeated grant request changes nothing, even after its revoke;
  * - a revoke by grantId ends that grant (`revoked` even if EKS does not change, since the ledger does);
- *   revoking an ended grant is `unchanged`, an unknown one `rejected`.
+ *   revoking an ended grant is `unchanged`, an unknown one `rejected`;
+ * - revoke rights: a revoke from a route ends only grants that route made (`operator` and `expiry` end
+ *   any); a revoke of another route's grant is `rejected` whether or not that grant is still active.
  */
 import type { EntrySnapshot } from '../../infra/local/eks-emulator.js';
 
@@ -29,13 +31,15 @@ export type ModelOutcome = 'granted' | 'revoked' | 'unchanged' | 'rejected';
 export interface ModelRequest {
   requestId: string;
   action: 'grant' | 'revoke';
+  /** Absent: every grant and revoke come by one route. */
+  source?: string;
   grantId?: string;
   kubernetesGroups?: string[];
   accessPolicies?: Array<{ policyArn: string; accessScope: { type: string; namespaces?: string[] } }>;
 }
 
 export class PrincipalModel {
-  private readonly grants = new Map<string, { access: ModelAccess; active: boolean }>();
+  private readonly grants = new Map<string, { access: ModelAccess; active: boolean; source?: string }>();
 
   constructor(readonly baseline: ModelAccess | undefined) {}
 
@@ -43,12 +47,18 @@ export class PrincipalModel {
     const before = this.state();
     if (request.action === 'grant') {
       if (!this.grants.has(request.requestId)) {
-        this.grants.set(request.requestId, { access: accessOf(request), active: true });
+        this.grants.set(request.requestId, {
+          access: accessOf(request),
+          active: true,
+          ...(request.source !== undefined && { source: request.source }),
+        });
       }
       return sameAccess(before, this.state()) ? 'unchanged' : 'granted';
     }
     const grant = request.grantId === undefined ? undefined : this.grants.get(request.grantId);
     if (!grant) return 'rejected';
+    const anyRoute = request.source === 'operator' || request.source === 'expiry';
+    if (!anyRoute && grant.source !== request.source) return 'rejected';
     if (!grant.active) return 'unchanged';
     grant.active = false;
     return 'revoked';

@@ -252,28 +252,67 @@ describe('planChanges', () => {
     expect(p.changes).toEqual([]);
   });
 
-  test('recreates a stale entry of a recreated role with the same access, groups, username and tags', () => {
+  test("recreates a recreated role's stale entry with only our active grants, and lists what it dropped", () => {
     const current: AccessState = {
       exists: true,
       type: 'STANDARD',
       kubernetesGroups: ['theirs'],
       username: 'u',
-      policies: [{ policyArn: EDIT, accessScope: ns('x') }],
+      policies: [
+        { policyArn: EDIT, accessScope: ns('x') },
+        { policyArn: VIEW, accessScope: ns('a') },
+      ],
       tags: { owner: 'platform' },
     };
+    // The dead role's baseline is void: the service replaces it with an empty one before planning.
     const p = planRecreate(
       current,
       computeDesired(
-        record(current, [grant('g1', { policies: [{ policyArn: VIEW, accessScope: ns('a') }] })]),
+        record(absent, [grant('g1', { policies: [{ policyArn: VIEW, accessScope: ns('a') }] })]),
         NOW,
       ),
     );
     expect(p.changes).toEqual([
       { op: 'DeleteAccessEntry', before: current },
-      { op: 'CreateAccessEntry', kubernetesGroups: ['theirs'], username: 'u', tags: { owner: 'platform' } },
-      { op: 'AssociateAccessPolicy', policyArn: EDIT, accessScope: ns('x') },
+      {
+        op: 'CreateAccessEntry',
+        kubernetesGroups: [],
+        tags: { owner: 'platform', 'eks-access-grants:managed': 'true' },
+      },
       { op: 'AssociateAccessPolicy', policyArn: VIEW, accessScope: ns('a') },
     ]);
+    expect(p.dropped).toEqual({
+      kubernetesGroups: ['theirs'],
+      policies: [{ policyArn: EDIT, accessScope: ns('x') }],
+      username: 'u',
+    });
+  });
+
+  test('never sends an empty tag map when the stale entry had no tags', () => {
+    const current: AccessState = {
+      exists: true,
+      type: 'STANDARD',
+      kubernetesGroups: ['theirs'],
+      policies: [],
+    };
+    const p = planRecreate(
+      current,
+      computeDesired(record(absent, [grant('g1', { kubernetesGroups: ['r'] })]), NOW),
+    );
+    const create = p.changes.find((c) => c.op === 'CreateAccessEntry');
+    expect(create).toMatchObject({ kubernetesGroups: ['r'], tags: { 'eks-access-grants:managed': 'true' } });
+  });
+
+  test('deletes the stale entry and creates nothing when no grant of ours is active', () => {
+    const current: AccessState = {
+      exists: true,
+      type: 'STANDARD',
+      kubernetesGroups: ['theirs'],
+      policies: [],
+    };
+    const p = planRecreate(current, computeDesired(record(absent, []), NOW));
+    expect(p.changes.map((c) => c.op)).toEqual(['DeleteAccessEntry']);
+    expect(p.dropped.kubernetesGroups).toEqual(['theirs']);
   });
 
   test('plans a plain create when a recreated role has no stale entry', () => {

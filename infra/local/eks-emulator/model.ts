@@ -128,6 +128,10 @@ export class EksModel {
       tags: seed.tags,
     });
     entry.createdByApiAt = Number.NEGATIVE_INFINITY;
+    if (seed.createdAt !== undefined) {
+      entry.createdAt = seed.createdAt;
+      entry.modifiedAt = seed.createdAt;
+    }
     for (const p of seed.policies ?? []) {
       const scope = this.validateAssociation(entry, p.policyArn, p.accessScope);
       const at = this.now();

@@ -79,6 +79,8 @@ export interface SeedEntry {
   username?: string;
   tags?: Record<string, string>;
   policies?: Array<{ policyArn: string; accessScope: AccessScope }>;
+  /** Epoch ms the entry was created (default: now), e.g. long before its role was recreated. */
+  createdAt?: number;
 }
 
 export interface EntrySnapshot {

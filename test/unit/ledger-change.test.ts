@@ -1,0 +1,256 @@
+import { describe, expect, test } from 'vitest';
+import { RejectionError } from '../../functions/core/errors.js';
+import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
+import {
+  EMPTY_BASELINE,
+  type LedgerChange,
+  type LedgerChangeInput,
+  mayEnd,
+  planLedgerChange,
+} from '../../functions/core/ledger-change.js';
+import type { AccessRequest, AccessState, Source } from '../../functions/core/types.js';
+import { ADMIN, ns, VIEW } from '../helpers/fixtures.js';
+
+const NOW = new Date('2026-11-21T12:00:00Z');
+const PRINCIPAL = 'arn:aws:iam::111122223333:role/a';
+const absent: AccessState = { exists: false, kubernetesGroups: [], policies: [] };
+
+function grant(id: string, source: Source, over: Partial<Grant> = {}): Grant {
+  return {
+    grantId: id,
+    requestId: id,
+    source,
+    policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
+    kubernetesGroups: [],
+    status: 'active',
+    createdAt: '2026-11-21T10:00:00Z',
+    version: 1,
+    ...over,
+  };
+}
+
+function request(over: Partial<AccessRequest>): AccessRequest {
+  return {
+    schemaVersion: 1,
+    requestId: 'r1',
+    action: 'revoke',
+    source: 'ticket',
+    clusterName: 'dev',
+    principalArn: PRINCIPAL,
+    ...over,
+  };
+}
+
+function record(grants: Grant[], baseline?: AccessState): PrincipalRecord {
+  return { clusterName: 'dev', principalArn: PRINCIPAL, grants, ...(baseline && { baseline }) };
+}
+
+function plan(over: Partial<LedgerChangeInput>): LedgerChange {
+  return planLedgerChange({
+    record: record([]),
+    request: request({}),
+    current: absent,
+    expiresAt: undefined,
+    now: NOW,
+    messageId: 'm1',
+    ...over,
+  });
+}
+
+function rejection(fn: () => unknown): RejectionError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RejectionError) return err;
+    throw err;
+  }
+  throw new Error('expected a RejectionError');
+}
+
+const grantRequest = (over: Partial<AccessRequest> = {}) =>
+  request({
+    requestId: 'g-new',
+    action: 'grant',
+    accessPolicies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
+    ...over,
+  });
+
+describe('planLedgerChange: grants', () => {
+  test('captures the baseline and inserts the grant, stamped with the message id', () => {
+    const current: AccessState = {
+      exists: true,
+      type: 'STANDARD',
+      kubernetesGroups: ['x'],
+      policies: [],
+      tags: { a: 'b' },
+    };
+    const change = plan({ request: grantRequest(), current });
+    expect(change.baseline).toEqual({
+      kind: 'capture',
+      baseline: { exists: true, type: 'STANDARD', kubernetesGroups: ['x'], policies: [] },
+    });
+    expect(change.insert).toMatchObject({
+      grantId: 'g-new',
+      status: 'active',
+      lastMessageId: 'm1',
+      version: 1,
+    });
+    expect(change.inserted).toBe(true);
+    expect(change.grant).toBe(change.insert);
+  });
+
+  test('writes nothing for a replayed grant that is already recorded', () => {
+    const existing = grant('g-new', 'ticket');
+    const change = plan({ request: grantRequest(), record: record([existing], absent) });
+    expect(change).toMatchObject({ updates: [], cancelExpiries: [] });
+    expect(change.insert).toBeUndefined();
+    expect(change.baseline).toBeUndefined();
+    expect(change.grant).toBe(existing);
+  });
+
+  test('revives a failed grant an operator redrove', () => {
+    const failed = grant('g-new', 'ticket', { status: 'failed', endedAt: 'x', version: 3 });
+    const change = plan({ request: grantRequest(), record: record([failed], absent) });
+    expect(change.updates).toHaveLength(1);
+    expect(change.updates[0]?.expectedVersion).toBe(3);
+    expect(change.updates[0]?.next).toMatchObject({ status: 'active', version: 4, lastMessageId: 'm1' });
+    expect(change.updates[0]?.next.endedAt).toBeUndefined();
+  });
+
+  test('rejects access policies on a non-STANDARD entry with NOT_STANDARD_ENTRY', () => {
+    const current: AccessState = { exists: true, type: 'EC2_LINUX', kubernetesGroups: [], policies: [] };
+    expect(rejection(() => plan({ request: grantRequest(), current })).code).toBe('NOT_STANDARD_ENTRY');
+  });
+
+  test('rejects renaming an existing entry with USERNAME_CONFLICT', () => {
+    const current: AccessState = { exists: true, kubernetesGroups: [], policies: [], username: 'old' };
+    const err = rejection(() => plan({ request: grantRequest({ username: 'new' }), current }));
+    expect(err.code).toBe('USERNAME_CONFLICT');
+  });
+
+  test('rejects a grant whose end has passed with ALREADY_EXPIRED', () => {
+    const err = rejection(() => plan({ request: grantRequest(), expiresAt: '2026-11-21T11:00:00Z' }));
+    expect(err.code).toBe('ALREADY_EXPIRED');
+  });
+});
+
+describe('planLedgerChange: recreated roles', () => {
+  const recreated = grantRequest({ source: 'iam-role-created', principalRecreated: true });
+  const deadBaseline: AccessState = { exists: true, kubernetesGroups: ['foreign'], policies: [] };
+
+  test("voids the dead role's baseline with a conditional replace, and asks for a recreate", () => {
+    const change = plan({ request: recreated, record: record([], deadBaseline) });
+    expect(change.baseline).toEqual({ kind: 'replace', baseline: EMPTY_BASELINE, expected: deadBaseline });
+    expect(change.recreate).toBe(true);
+    expect(change.inserted).toBe(true);
+  });
+
+  test('records an empty baseline for a role seen for the first time', () => {
+    const change = plan({ request: recreated, current: { ...deadBaseline, exists: true } });
+    expect(change.baseline).toEqual({ kind: 'replace', baseline: EMPTY_BASELINE, expected: undefined });
+  });
+
+  test('recreates again on a retry of the same message, but not on a replay by another message', () => {
+    const mine = grant('g-new', 'iam-role-created', { lastMessageId: 'm1' });
+    const retry = plan({ request: recreated, record: record([mine], EMPTY_BASELINE) });
+    expect(retry.recreate).toBe(true);
+    expect(retry.baseline).toBeUndefined();
+    const replay = plan({ request: recreated, record: record([mine], EMPTY_BASELINE), messageId: 'm2' });
+    expect(replay.recreate).toBeUndefined();
+  });
+});
+
+describe('planLedgerChange: revoke rights', () => {
+  const bg = grant('bg-1', 'break-glass', {
+    policies: [{ policyArn: ADMIN, accessScope: { type: 'cluster' } }],
+    expiresAt: '2026-11-21T13:00:00Z',
+  });
+  const ticket = grant('t-1', 'ticket');
+
+  test('refuses a ticket-route revoke of a break-glass grant with REVOKE_NOT_ALLOWED', () => {
+    const err = rejection(() => plan({ request: request({ grantId: 'bg-1' }), record: record([bg]) }));
+    expect(err.code).toBe('REVOKE_NOT_ALLOWED');
+    expect(err.message).toContain('bg-1 (source break-glass');
+    expect(err.message).toContain('break-glass, operator, expiry');
+  });
+
+  test('ends a break-glass grant through the break-glass route, recording who ended it', () => {
+    const change = plan({
+      request: request({ source: 'break-glass', grantId: 'bg-1', requestedBy: 'hank@example.com' }),
+      record: record([bg]),
+    });
+    const endedBy = { source: 'break-glass', requestId: 'r1', requestedBy: 'hank@example.com' };
+    expect(change.updates[0]?.next).toMatchObject({ status: 'revoked', endedBy, lastMessageId: 'm1' });
+    expect(change.cancelExpiries).toEqual(['bg-1']);
+    expect(change.endedBy).toEqual(endedBy);
+  });
+
+  test.each(['operator', 'expiry'] as const)('lets %s end any grant', (source) => {
+    const change = plan({
+      request: request({ source, grantId: 'bg-1' }),
+      record: record([bg]),
+      now: new Date('2026-11-21T13:00:00Z'),
+    });
+    expect(change.updates[0]?.next.status).toBe(source === 'expiry' ? 'expired' : 'revoked');
+  });
+
+  test('ends a ticket grant through the ticket route', () => {
+    const change = plan({ request: request({ grantId: 't-1' }), record: record([ticket, bg]) });
+    expect(change.updates.map((u) => u.next.grantId)).toEqual(['t-1']);
+  });
+
+  test('a ticket revoke naming access narrows only ticket grants, leaving break-glass grants alone', () => {
+    const bgView = grant('bg-2', 'break-glass', { expiresAt: '2026-11-21T13:00:00Z' });
+    const change = plan({
+      request: request({ accessPolicies: [{ policyArn: VIEW, accessScope: ns('team-a') }] }),
+      record: record([ticket, bgView]),
+    });
+    expect(change.updates.map((u) => [u.next.grantId, u.next.status])).toEqual([['t-1', 'revoked']]);
+    expect(change.notes[0]?.message).toContain('untouched');
+  });
+
+  test('refuses a ticket revoke of what only a break-glass grant holds', () => {
+    const err = rejection(() =>
+      plan({
+        request: request({ accessPolicies: [{ policyArn: ADMIN, accessScope: { type: 'cluster' } }] }),
+        record: record([ticket, bg]),
+      }),
+    );
+    expect(err.code).toBe('REVOKE_NOT_ALLOWED');
+  });
+
+  test('a DeleteRole (iam-role-created revoke naming nothing) ends every grant of the deleted role', () => {
+    const change = plan({
+      request: request({ source: 'iam-role-created', requestedBy: 'arn:aws:iam::111122223333:role/x' }),
+      record: record([ticket, bg, grant('i-1', 'iam-role-created')]),
+    });
+    expect(change.updates.map((u) => u.next.status)).toEqual(['revoked', 'revoked', 'revoked']);
+    expect(change.cancelExpiries).toEqual(['t-1', 'bg-1', 'i-1']);
+    expect(change.endedBy?.source).toBe('iam-role-created');
+  });
+
+  test('an iam-role-created revoke by grant id ends only role-mapping grants', () => {
+    expect(
+      mayEnd(request({ source: 'iam-role-created', grantId: 'i-1' }), grant('i-1', 'iam-role-created')),
+    ).toBe(true);
+    expect(mayEnd(request({ source: 'iam-role-created', grantId: 't-1' }), ticket)).toBe(false);
+  });
+
+  test('ignores an expiry that arrives early, with a warning', () => {
+    const change = plan({ request: request({ source: 'expiry', grantId: 'bg-1' }), record: record([bg]) });
+    expect(change.updates).toEqual([]);
+    expect(change.notes[0]?.level).toBe('warn');
+  });
+
+  test('rejects a revoke of an unknown grant with GRANT_NOT_FOUND', () => {
+    expect(rejection(() => plan({ request: request({ grantId: 'nope' }) })).code).toBe('GRANT_NOT_FOUND');
+  });
+
+  test('changes nothing for a reconcile', () => {
+    const change = plan({
+      request: request({ source: 'reconcile', action: 'revoke' }),
+      record: record([bg]),
+    });
+    expect(change).toEqual({ updates: [], cancelExpiries: [], notes: [] });
+  });
+});
