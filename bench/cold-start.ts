@@ -83,6 +83,8 @@ export interface ColdStartResult {
   attribution?: {
     function: string;
     probes: ProbeRow[];
+    /** AccessRequest validators, ours and a library's, each on the floor (see CONTRACT_PROBES). */
+    contractLayer?: ProbeRow[];
   };
 }
 
@@ -111,6 +113,40 @@ const PROBES: Array<{ name: string; pkg: string; code: string }> = [
     name: 'middy',
     pkg: '@middy/core',
     code: "import middy from '@middy/core'; globalThis.__probe = middy(async () => {});",
+  },
+];
+
+/**
+ * The contract layer, measured the same way: the floor plus one AccessRequest validator that validates a
+ * sample once at module init (as a function would on its first message). Ours (the field-spec layer in
+ * functions/core/schema.ts, as functions/core/request.ts declares AccessRequest) against the same contract
+ * written with valibot (bench/alternatives/access-request.valibot.ts), so the README can say which fits the
+ * byte and init budget, with figures.
+ */
+const SAMPLE_REQUEST = JSON.stringify({
+  schemaVersion: 1,
+  requestId: 'bench-1',
+  action: 'grant',
+  source: 'ticket',
+  clusterName: 'dev',
+  principalArn: 'arn:aws:iam::111122223333:role/team-a-dev',
+  accessPolicies: [
+    {
+      policyArn: 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy',
+      accessScope: { type: 'namespace', namespaces: ['team-a'] },
+    },
+  ],
+  duration: 'PT8H',
+  requestedBy: 'alice@example.com',
+});
+const CONTRACT_PROBES: Array<{ name: string; code: string }> = [
+  {
+    name: 'AccessRequest validator: field-spec layer (functions/core/schema.ts)',
+    code: `import { validateAccessRequest } from './functions/core/request.ts'; globalThis.__probe = validateAccessRequest(${SAMPLE_REQUEST});`,
+  },
+  {
+    name: 'AccessRequest validator: valibot 1.x',
+    code: `import { validateWithValibot } from './bench/alternatives/access-request.valibot.ts'; globalThis.__probe = validateWithValibot(${SAMPLE_REQUEST});`,
   },
 ];
 
@@ -143,7 +179,7 @@ export async function coldStart(opts: { runs: number; log: (s: string) => void }
     }
 
     const rows: ColdStartRow[] = [];
-    let attribution: { function: string; probes: ProbeRow[] } | undefined;
+    let attribution: ColdStartResult['attribution'];
     for (const bundle of distinct.values()) {
       const meta = JSON.parse(await readFile(join(out, `${bundle.name}.meta.json`), 'utf8')) as Metafile;
       const clients = sdkClients(meta);
@@ -191,7 +227,25 @@ export async function coldStart(opts: { runs: number; log: (s: string) => void }
           });
           opts.log(`cold start: floor + ${probe.name}: ${probes.at(-1)?.initRatio}× init`);
         }
-        attribution = { function: bundle.names.join(' / '), probes };
+        const contractLayer: ProbeRow[] = [];
+        for (const probe of CONTRACT_PROBES) {
+          const built = await buildFloor(clients, join(out, `contract-${contractLayer.length}`), probe.code);
+          const pm = pairedInit(node, fl, pathToFileURL(join(built.dir, 'index.js')).href, env, opts.runs);
+          if (pm.error !== undefined) {
+            opts.log(`cold start: floor + ${probe.name}: ${pm.error}`);
+            continue;
+          }
+          contractLayer.push({
+            name: probe.name,
+            initRatio: round(median(pm.ratios)),
+            addedMs: round(median(pm.subjectMs.map((ms, i) => ms - pm.floorMs[i]!)), 1),
+            bytesAdded: built.bytes - floor.bytes,
+          });
+          opts.log(
+            `cold start: floor + ${probe.name}: +${contractLayer.at(-1)?.bytesAdded} B, ${contractLayer.at(-1)?.initRatio}× init`,
+          );
+        }
+        attribution = { function: bundle.names.join(' / '), probes, contractLayer };
       }
     }
     return {

@@ -4,6 +4,8 @@
  * CreateRole, TagRole, UntagRole or DeleteRole. Thin on purpose: see functions/service/role-lifecycle.ts.
  * A thrown error fails the invocation, so Lambda's asynchronous retries and on-failure destination apply.
  */
+
+import { validateGuardrailPolicy } from './core/role-mapping-schema.js';
 import { countMetric, instrumented, logger } from './observability.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
@@ -17,7 +19,8 @@ const clients = defaultRoleLifecycleClients(config);
 
 const intake = createRoleLifecycleIntake({
   config,
-  policy: loadPolicyJson(config.policyPath),
+  // The only function that reads roleMappings, so the only one that validates them at cold start.
+  policy: loadPolicyJson(config.policyPath, validateGuardrailPolicy),
   clients,
   logger,
   metrics: countMetric,

@@ -1,20 +1,23 @@
 /**
- * JSON Schema (draft 2020-12) of AuditRecord v1, published in events/schemas/ for
- * consumers (bus rules, SIEM parsers). Kept beside the type; a unit test checks the
- * records the builder produces against it, so the two cannot drift apart silently.
+ * AuditRecord v1, declared once as field specs (functions/core/schema.ts): `auditRecordJsonSchema` is
+ * published in events/schemas/ for consumers (bus rules, SIEM parsers), and `validateAuditRecord` checks
+ * a record against the same specs (tests run it on every record the builder and the workers produce).
+ * New fields are additive and optional (contract C7).
  */
 import { AUDIT_OUTCOMES } from './audit.js';
+import {
+  type AnySpec,
+  type ArraySpec,
+  type Checked,
+  type FieldDef,
+  type IntegerSpec,
+  type ObjectSpec,
+  type Spec,
+  type StringSpec,
+  toJsonSchema,
+  validate,
+} from './schema.js';
 import { SOURCES } from './types.js';
-
-const scope = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['type'],
-  properties: {
-    type: { enum: ['cluster', 'namespace'] },
-    namespaces: { type: 'array', items: { type: 'string' } },
-  },
-};
 
 export const AUDIT_OPERATIONS = [
   'CreateAccessEntry',
@@ -24,93 +27,135 @@ export const AUDIT_OPERATIONS = [
   'DeleteAccessEntry',
 ] as const;
 
+/** Code of a record that does not match its contract: a bug in this system, not a bad input. */
+const CODE = 'INVALID_AUDIT_RECORD';
+
+const text = (description?: string, extra: Partial<StringSpec> = {}): StringSpec => ({
+  kind: 'string',
+  code: CODE,
+  expected: 'a string',
+  ...(description !== undefined && { description }),
+  ...extra,
+});
+const oneOf = (values: readonly string[], description?: string): StringSpec =>
+  text(description, { expected: values.join(', '), enum: values });
+const optional = (name: string, spec: Spec): FieldDef => ({ name, required: false, spec });
+const required = (name: string, spec: Spec): FieldDef => ({ name, required: true, spec });
+const object = (fields: FieldDef[], description?: string): ObjectSpec => ({
+  kind: 'object',
+  code: CODE,
+  expected: 'an object',
+  fields,
+  ...(description !== undefined && { description }),
+});
+
+/** RFC 3339 in UTC or with an offset, as Date#toISOString writes it (plus offsets, for other writers). */
+const instant = (description?: string) =>
+  text(description, {
+    expected: 'an RFC 3339 date-time',
+    pattern: String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$`,
+    format: 'date-time',
+  });
+
+const state = (description: string): AnySpec => ({
+  kind: 'any',
+  code: CODE,
+  expected: 'null or an object',
+  types: ['null', 'object'],
+  description,
+});
+
+const change = object([
+  required('operation', oneOf(AUDIT_OPERATIONS)),
+  optional('policyArn', text()),
+  required('before', state('The entry or association before the call; null if there was none.')),
+  required(
+    'after',
+    state('What the call set (groups and username, or an access scope); null if it removed it.'),
+  ),
+  required('status', oneOf(['applied', 'failed', 'planned'])),
+]);
+
+const scope = object([
+  required('type', oneOf(['cluster', 'namespace'])),
+  optional('namespaces', { kind: 'array', code: CODE, expected: 'a list of strings', items: text() }),
+]);
+
+const strings: ArraySpec = { kind: 'array', code: CODE, expected: 'a list of strings', items: text() };
+
+const endedBy = object(
+  [required('source', oneOf(SOURCES)), required('requestId', text()), optional('requestedBy', text())],
+  'On revoked and expired: who ended the grant(s): the route, its request, and who it says asked.',
+);
+
+const dropped = object(
+  [
+    required('kubernetesGroups', strings),
+    required('policies', {
+      kind: 'array',
+      code: CODE,
+      expected: 'a list of policy associations',
+      items: object([required('policyArn', text()), required('accessScope', scope)]),
+    }),
+    optional('username', text()),
+  ],
+  "On the grant that recreated a recreated role's stale entry (severity high): what the old entry held that this system never granted, so did not carry over.",
+);
+
+const attempt: IntegerSpec = { kind: 'integer', code: CODE, expected: 'a whole number ≥ 1', minimum: 1 };
+
+export const AUDIT_RECORD_SPEC: ObjectSpec = {
+  ...object(
+    [
+      required('schemaVersion', { kind: 'integer', code: CODE, expected: '1', const: 1 }),
+      required('auditId', text('Deterministic per request and attempt.', { pattern: '^[0-9a-f]{32}$' })),
+      required('requestId', text(undefined, { minLength: 1 })),
+      optional('grantId', text()),
+      required('outcome', oneOf(AUDIT_OUTCOMES)),
+      required('severity', oneOf(['normal', 'high'], '`high` for break-glass: route it to a pager.')),
+      optional(
+        'reason',
+        object(
+          [required('code', text(undefined, { pattern: '^[A-Z][A-Z0-9_]*$' })), required('message', text())],
+          'Present for rejected, failed and drift.',
+        ),
+      ),
+      optional('clusterName', text()),
+      optional('principalArn', text()),
+      optional('source', oneOf(SOURCES)),
+      optional('action', oneOf(['grant', 'revoke'])),
+      optional('requestedBy', text()),
+      optional('approvedBy', strings),
+      optional('ticket', text()),
+      optional('incidentId', text()),
+      required('changes', {
+        kind: 'array',
+        code: CODE,
+        expected: 'a list of changes',
+        description: 'Every EKS call made (or, for drift, planned), with the state before and after.',
+        items: change,
+      }),
+      optional('expiresAt', instant()),
+      optional('endedBy', endedBy),
+      optional('dropped', dropped),
+      required('attempt', attempt),
+      required('at', instant()),
+    ],
+    'One terminal record per request per attempt cycle, published to the audit EventBridge bus (source "eks-access-grants", detail-type "Access Grant Outcome") and written to the log.',
+  ),
+};
+
 export function auditRecordJsonSchema(): Record<string, unknown> {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://eks-access-grants.dev/schemas/audit-record.v1.schema.json',
     title: 'AuditRecord v1',
-    description:
-      'One terminal record per request per attempt cycle, published to the audit EventBridge bus (source "eks-access-grants", detail-type "Access Grant Outcome") and written to the log.',
-    type: 'object',
-    additionalProperties: false,
-    required: ['schemaVersion', 'auditId', 'requestId', 'outcome', 'severity', 'changes', 'attempt', 'at'],
-    properties: {
-      schemaVersion: { const: 1 },
-      auditId: {
-        type: 'string',
-        pattern: '^[0-9a-f]{32}$',
-        description: 'Deterministic per request and attempt.',
-      },
-      requestId: { type: 'string', minLength: 1 },
-      grantId: { type: 'string' },
-      outcome: { enum: [...AUDIT_OUTCOMES] },
-      severity: { enum: ['normal', 'high'], description: '`high` for break-glass: route it to a pager.' },
-      reason: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['code', 'message'],
-        properties: { code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]*$' }, message: { type: 'string' } },
-        description: 'Present for rejected, failed and drift.',
-      },
-      clusterName: { type: 'string' },
-      principalArn: { type: 'string' },
-      source: { enum: [...SOURCES] },
-      action: { enum: ['grant', 'revoke'] },
-      requestedBy: { type: 'string' },
-      approvedBy: { type: 'array', items: { type: 'string' } },
-      ticket: { type: 'string' },
-      incidentId: { type: 'string' },
-      changes: {
-        type: 'array',
-        description: 'Every EKS call made (or, for drift, planned), with the state before and after.',
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['operation', 'before', 'after', 'status'],
-          properties: {
-            operation: { enum: [...AUDIT_OPERATIONS] },
-            policyArn: { type: 'string' },
-            before: { anyOf: [{ type: 'null' }, { type: 'object' }] },
-            after: { anyOf: [{ type: 'null' }, scope, { type: 'object' }] },
-            status: { enum: ['applied', 'failed', 'planned'] },
-          },
-        },
-      },
-      expiresAt: { type: 'string', format: 'date-time' },
-      endedBy: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['source', 'requestId'],
-        description:
-          'On revoked and expired: who ended the grant(s): the route, its request, and who it says asked.',
-        properties: {
-          source: { enum: [...SOURCES] },
-          requestId: { type: 'string' },
-          requestedBy: { type: 'string' },
-        },
-      },
-      dropped: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['kubernetesGroups', 'policies'],
-        description:
-          "On the grant that recreated a recreated role's stale entry (severity high): what the old entry held that this system never granted, so did not carry over.",
-        properties: {
-          kubernetesGroups: { type: 'array', items: { type: 'string' } },
-          policies: {
-            type: 'array',
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['policyArn', 'accessScope'],
-              properties: { policyArn: { type: 'string' }, accessScope: scope },
-            },
-          },
-          username: { type: 'string' },
-        },
-      },
-      attempt: { type: 'integer', minimum: 1 },
-      at: { type: 'string', format: 'date-time' },
-    },
+    $comment: 'Generated from functions/core/audit-schema.ts by `npm run schemas`; do not edit.',
+    ...toJsonSchema(AUDIT_RECORD_SPEC),
   };
+}
+
+/** Checks a record against AuditRecord v1: the first violation, with its path. */
+export function validateAuditRecord(record: unknown): Checked {
+  return validate(AUDIT_RECORD_SPEC, record, '');
 }

@@ -11,15 +11,38 @@
  *
  * Request ids derive from the CloudTrail eventID and the cluster, so a redelivered event produces the same
  * messages (deduplicated by SQS, and by the worker's ledger after that).
+ *
+ * Trusted creators: a tag or a path grants on a cluster only when the IAM identity that set it (the
+ * CloudTrail caller of the CreateRole or TagRole) matches that cluster's `roleMappings.trustedCreators`.
+ * The record remembers who set each tag and who created the role, so access an untrusted caller put on a
+ * role is never granted later under someone else's event. An event whose own tags or path would grant
+ * from an untrusted caller yields a rejection (UNTRUSTED_ACTOR, audited by the intake); a tag value naming
+ * a wildcard namespace the mapping does not allow yields WILDCARD_NAMESPACE. Revocations (UntagRole,
+ * DeleteRole, and the revoke of a grant whose mapping no longer matches) are honoured whoever made them.
  * Pure: no AWS imports; node:crypto only to shorten over-long ids.
  */
 import { createHash } from 'node:crypto';
-import type { GuardrailPolicy, RoleTagMapping } from './policy.js';
+import { type GuardrailPolicy, globMatches, type RoleTagMapping } from './policy.js';
 import { validateAccessRequest } from './request.js';
 import { isPlainObject, own, truncate } from './schema.js';
 import type { AccessRequest, PolicyAssociation } from './types.js';
 
 export const ROLE_EVENT_NAMES = ['CreateRole', 'TagRole', 'UntagRole', 'DeleteRole'] as const;
+
+/** Codes of the rejections a role event can produce (stable API, in audit records). */
+export const ROLE_REASON_CODES = ['UNTRUSTED_ACTOR', 'WILDCARD_NAMESPACE'] as const;
+export type RoleReasonCode = (typeof ROLE_REASON_CODES)[number];
+
+/**
+ * CloudTrail `userIdentity.type` values whose identity we can match (CloudTrail user guide, "CloudTrail
+ * userIdentity element"): IAM users and the root user by `arn`; sessions of a role (AssumedRole) and of a
+ * federated user (FederatedUser, from GetFederationToken) by `sessionContext.sessionIssuer.arn`, the IAM
+ * role or user behind the session (the session ARN itself names a session, not who may be trusted). Any
+ * other type (AWSService, AWSAccount, IdentityCenterUser, SAMLUser, WebIdentityUser, Directory, Unknown)
+ * has no IAM identity to vouch for, so it is never a trusted creator.
+ */
+const ISSUER_TYPES = ['AssumedRole', 'FederatedUser'];
+const DIRECT_TYPES = ['IAMUser', 'Root'];
 export type RoleEventName = (typeof ROLE_EVENT_NAMES)[number];
 
 interface RoleEventBase {
@@ -29,8 +52,15 @@ interface RoleEventBase {
   account: string;
   partition: string;
   roleName: string;
-  /** Who made the call (userIdentity.arn), carried into requestedBy. */
+  /** Who made the call (userIdentity.arn, a session ARN for roles), carried into requestedBy. */
   actor?: string;
+  /** `userIdentity.type`, for messages. */
+  actorType?: string;
+  /**
+   * The IAM identity trusted creators are matched against: the user or root ARN, or the ARN of the role or
+   * user that issued the session. Absent when CloudTrail names none (an AWS service, another account).
+   */
+  caller?: string;
 }
 
 export type RoleEvent =
@@ -55,6 +85,10 @@ export interface RoleRecord {
   roleId?: string;
   /** Every tag the role has, as far as the events we saw tell. */
   tags: Record<string, string>;
+  /** Lower-cased tag key → the caller that set it ('' when CloudTrail named none). */
+  tagSetBy?: Record<string, string>;
+  /** The caller of the CreateRole ('' when CloudTrail named none); its path grants only if it is trusted. */
+  createdBy?: string;
   /** Per cluster: the grant that carries the role's mapped access now. */
   grants: Record<string, { grantId: string; accessPolicies: PolicyAssociation[] }>;
   /** The role ARN was guessed (no CreateRole seen): path `/` assumed. */
@@ -76,9 +110,22 @@ export interface PlanNote {
   data?: Record<string, unknown>;
 }
 
+/** A grant the event would have made but may not: the intake audits it as `rejected`. */
+export interface RoleRejection {
+  requestId: string;
+  clusterName: string;
+  principalArn: string;
+  code: RoleReasonCode;
+  message: string;
+  /** The caller, as requestedBy. */
+  requestedBy?: string;
+}
+
 export interface RolePlan {
   /** In send order. */
   requests: AccessRequest[];
+  /** Grants refused (untrusted caller, wildcard namespaces); audited by the intake, never sent. */
+  rejections: RoleRejection[];
   /** The record to store; undefined leaves the stored one as it is. */
   record?: RoleRecord;
   notes: PlanNote[];
@@ -146,6 +193,14 @@ export function parseRoleEvent(event: unknown): RoleEvent {
     ? (own(detail, 'userIdentity') as Record<string, unknown>)
     : {};
   const actor = str(own(identity, 'arn'));
+  const actorType = str(own(identity, 'type'));
+  const context = own(identity, 'sessionContext');
+  const issuer = isPlainObject(context) ? own(context, 'sessionIssuer') : undefined;
+  const caller = DIRECT_TYPES.includes(actorType ?? '')
+    ? actor
+    : ISSUER_TYPES.includes(actorType ?? '') && isPlainObject(issuer)
+      ? str(own(issuer, 'arn'))
+      : undefined;
   const account =
     [
       str(own(detail, 'recipientAccountId')),
@@ -161,6 +216,8 @@ export function parseRoleEvent(event: unknown): RoleEvent {
     partition,
     roleName,
     ...(actor && { actor }),
+    ...(actorType && { actorType }),
+    ...(caller && { caller }),
   };
 
   switch (base.eventName) {
@@ -216,19 +273,41 @@ function readTags(raw: unknown): Record<string, string> {
 // ---------------------------------------------------------------------------------------------------------
 // mapping
 
+/** What mapping reads of a role: its path and tags, and (when known) who created it and set each tag. */
+export interface MappableRole {
+  roleName: string;
+  path: string;
+  tags: Record<string, string>;
+  /** Absent: the path is judged as trusted (callers that track no creators, such as tests of the mapping). */
+  createdBy?: string;
+  /** Absent: every tag is judged as trusted; present: a key missing from it was set by nobody we trust. */
+  tagSetBy?: Record<string, string>;
+}
+
+/** Whether `caller` is a trusted creator on `clusterName`. */
+export type TrustCheck = (clusterName: string, caller: string | undefined) => boolean;
+
 /** The role's mapped access per cluster (clusters with nothing mapped are absent), and notes on bad tags. */
 export function mapRole(
   policy: GuardrailPolicy,
-  role: { roleName: string; path: string; tags: Record<string, string> },
-): { access: Map<string, MappedAccess>; notes: PlanNote[] } {
+  role: MappableRole,
+  trusts: TrustCheck = () => true,
+): {
+  access: Map<string, MappedAccess>;
+  notes: PlanNote[];
+  /** Tags whose value names a wildcard namespace their mapping does not allow, per cluster. */
+  wildcards: Map<string, string[]>;
+} {
   const access = new Map<string, MappedAccess>();
   const notes: PlanNote[] = [];
+  const wildcards = new Map<string, string[]>();
   for (const clusterName of Object.keys(policy.clusters).sort()) {
     const mappings = policy.clusters[clusterName]?.roleMappings;
     if (!mappings) continue;
     const grants: PolicyAssociation[] = [];
     const matchedBy: string[] = [];
-    for (const m of mappings.paths) {
+    const pathTrusted = !('createdBy' in role) || trusts(clusterName, role.createdBy);
+    for (const m of pathTrusted ? mappings.paths : []) {
       if (!role.path.startsWith(m.prefix)) continue;
       grants.push(association(m.policyArn, m.namespaces));
       matchedBy.push(`path ${m.prefix}`);
@@ -236,8 +315,15 @@ export function mapRole(
     for (const m of mappings.tags) {
       const value = getTag(role.tags, m.key);
       if (value === undefined) continue;
+      if (role.tagSetBy && !trusts(clusterName, setterOf(role.tagSetBy, m.key))) continue;
       const parsed = parseTagValue(value, m);
       if ('problem' in parsed) {
+        if (parsed.code === 'WILDCARD_NAMESPACE') {
+          wildcards.set(clusterName, [
+            ...(wildcards.get(clusterName) ?? []),
+            `${m.key}=${truncate(value, 120)}`,
+          ]);
+        }
         notes.push({
           level: 'warn',
           message: `role ${role.roleName} tag ${m.key}=${JSON.stringify(truncate(value, 120))} ${parsed.problem}; ignored`,
@@ -250,18 +336,28 @@ export function mapRole(
     }
     if (grants.length > 0) access.set(clusterName, { accessPolicies: mergePolicies(grants), matchedBy });
   }
-  return { access, notes };
+  return { access, notes, wildcards };
+}
+
+/** The trust check of a policy: the caller matches one of the cluster's trustedCreators globs. */
+export function trustedCreatorCheck(policy: GuardrailPolicy): TrustCheck {
+  return (clusterName, caller) => {
+    if (!caller) return false;
+    const patterns = policy.clusters[clusterName]?.roleMappings?.trustedCreators ?? [];
+    return patterns.some((p) => globMatches(p, caller));
+  };
 }
 
 /**
  * `<level>` (cluster scope) or `<level>:<ns> <ns>...`. IAM tag values allow letters, digits, spaces and
  * `_ . : / = + - @` but no commas, so namespaces are separated by spaces, `/` or `+` (commas are accepted
- * too, for tags that come from elsewhere).
+ * too, for tags that come from elsewhere). A namespace prefix (`team-*`) names every namespace created
+ * later with that prefix, so it is refused unless the mapping says `allowWildcardNamespaces: true`.
  */
 export function parseTagValue(
   value: string,
   mapping: RoleTagMapping,
-): { policyArn: string; namespaces?: string[] } | { problem: string } {
+): { policyArn: string; namespaces?: string[] } | { problem: string; code?: 'WILDCARD_NAMESPACE' } {
   const colon = value.indexOf(':');
   const level = (colon === -1 ? value : value.slice(0, colon)).trim().toLowerCase();
   const policyArn = Object.hasOwn(mapping.levels, level) ? mapping.levels[level] : undefined;
@@ -284,6 +380,15 @@ export function parseTagValue(
   if (namespaces.length > 50) return { problem: `names ${namespaces.length} namespaces; at most 50` };
   const bad = namespaces.find((n) => !NAMESPACE.test(n));
   if (bad !== undefined) return { problem: `names ${JSON.stringify(bad)}, which is not a namespace` };
+  const wildcard = namespaces.find((n) => n.endsWith('*'));
+  if (wildcard !== undefined && !mapping.allowWildcardNamespaces) {
+    return {
+      code: 'WILDCARD_NAMESPACE',
+      problem:
+        `names the namespace prefix ${JSON.stringify(wildcard)}, which would cover every namespace created later ` +
+        `with that prefix; mapping ${mapping.key} allows only exact namespaces (set allowWildcardNamespaces: true on it to allow prefixes)`,
+    };
+  }
   return { policyArn, namespaces };
 }
 
@@ -333,7 +438,7 @@ export function planRoleEvent(
       level: 'info',
       message: `role ${event.roleName}: ${event.eventName} ${event.eventId} was already applied`,
     });
-    return { requests: [], notes };
+    return { requests: [], rejections: [], notes };
   }
   const live = stored && !stored.deleted ? stored : undefined;
   const stamp = { lastEventId: event.eventId, lastEventTime: event.eventTime };
@@ -351,7 +456,12 @@ export function planRoleEvent(
         }),
       );
     const { pending: _sent, ...rest } = record;
-    return finish(requests, { ...rest, tags: {}, grants: {}, deleted: true, ...stamp }, notes);
+    return finish(
+      requests,
+      [],
+      { ...rest, tags: {}, tagSetBy: {}, grants: {}, deleted: true, ...stamp },
+      notes,
+    );
   }
 
   if (event.kind === 'untagged' && !live) {
@@ -359,11 +469,13 @@ export function planRoleEvent(
       level: 'info',
       message: `role ${event.roleName}: no record of it, so no mapped access of ours to revoke; nothing to do`,
     });
-    return { requests: [], notes };
+    return { requests: [], rejections: [], notes };
   }
 
   let base: RoleRecord;
   let tags: Record<string, string>;
+  const caller = event.caller ?? '';
+  let tagSetBy: Record<string, string> = Object.create(null);
   if (event.kind === 'created') {
     // A successful CreateRole means any earlier role with this name is gone: start from a clean slate, but
     // keep the previous grants so they are revoked (they were made for the old role id).
@@ -375,23 +487,47 @@ export function planRoleEvent(
       ...(event.roleId && { roleId: event.roleId }),
       tags: {},
       grants: stored?.grants ?? {},
+      createdBy: caller,
       ...stamp,
     };
     tags = { ...event.tags };
+    for (const k of Object.keys(event.tags)) tagSetBy[k.toLowerCase()] = caller;
     if (live?.guessed && live.lastEventTime > event.eventTime) {
       // EventBridge does not promise order: a TagRole seen before its CreateRole left a guessed record
       // whose tags are newer than the ones CreateRole set.
-      for (const [k, v] of Object.entries(live.tags)) setTag(tags, k, v);
+      for (const [k, v] of Object.entries(live.tags)) {
+        setTag(tags, k, v);
+        tagSetBy[k.toLowerCase()] = setterOf(live.tagSetBy ?? {}, k) ?? '';
+      }
     }
   } else {
     base = live ?? guessRecord(event, notes, 'grant');
     tags = { ...base.tags };
-    if (event.kind === 'tagged') for (const [k, v] of Object.entries(event.tags)) setTag(tags, k, v);
-    else for (const k of event.tagKeys) deleteTag(tags, k);
+    tagSetBy = Object.assign(Object.create(null), base.tagSetBy);
+    if (event.kind === 'tagged') {
+      for (const [k, v] of Object.entries(event.tags)) {
+        setTag(tags, k, v);
+        tagSetBy[k.toLowerCase()] = caller;
+      }
+    } else {
+      for (const k of event.tagKeys) {
+        deleteTag(tags, k);
+        delete tagSetBy[k.toLowerCase()];
+      }
+    }
   }
 
-  const mapped = mapRole(policy, { roleName: event.roleName, path: base.path, tags });
+  const trusts = trustedCreatorCheck(policy);
+  const role: MappableRole = {
+    roleName: event.roleName,
+    path: base.path,
+    tags,
+    tagSetBy,
+    ...(base.createdBy !== undefined && { createdBy: base.createdBy }),
+  };
+  const mapped = mapRole(policy, role, trusts);
   notes.push(...mapped.notes);
+  const rejections = event.kind === 'untagged' ? [] : refused(policy, event, base.arn, role, trusts, mapped);
   const recreated = event.kind === 'created';
   const requests: AccessRequest[] = [];
   const grants: RoleRecord['grants'] = Object.create(null);
@@ -441,11 +577,81 @@ export function planRoleEvent(
     });
   }
   const { pending: _sent, ...rest } = base;
-  return finish(requests, { ...rest, tags, grants, ...stamp }, notes);
+  return finish(requests, rejections, { ...rest, tags, tagSetBy, grants, ...stamp }, notes);
+}
+
+/**
+ * What this event would have granted but may not: on each cluster where trusting the event's caller would
+ * map more (or other) access than the trusted creators vouch for, UNTRUSTED_ACTOR; else, where a tag names
+ * a wildcard namespace its mapping does not allow, WILDCARD_NAMESPACE.
+ */
+function refused(
+  policy: GuardrailPolicy,
+  event: Exclude<RoleEvent, { kind: 'ignored' }>,
+  principalArn: string,
+  role: MappableRole,
+  trusts: TrustCheck,
+  mapped: ReturnType<typeof mapRole>,
+): RoleRejection[] {
+  const caller = event.caller ?? '';
+  const ifTrusted = mapRole(policy, role, (c, who) => trusts(c, who) || who === caller);
+  const out: RoleRejection[] = [];
+  const clusters = new Set([...ifTrusted.access.keys(), ...ifTrusted.wildcards.keys()]);
+  for (const clusterName of [...clusters].sort()) {
+    const base = {
+      requestId: requestId(event.eventId, clusterName),
+      clusterName,
+      principalArn,
+      ...(event.actor && { requestedBy: truncate(event.actor, 255) }),
+    };
+    const wanted = ifTrusted.access.get(clusterName);
+    const got = mapped.access.get(clusterName);
+    // Only tags this event set: an old tag's problem was reported by the event that set it.
+    const fresh =
+      event.kind === 'tagged' || event.kind === 'created'
+        ? (ifTrusted.wildcards.get(clusterName) ?? []).filter(
+            (t) => getTag(event.tags, t.slice(0, t.indexOf('='))) !== undefined,
+          )
+        : [];
+    if (
+      !trusts(clusterName, event.caller) &&
+      (JSON.stringify(wanted) !== JSON.stringify(got) || fresh.length > 0)
+    ) {
+      const who = event.caller
+        ? `${event.caller}${event.actor && event.actor !== event.caller ? ` (as ${event.actor})` : ''}`
+        : `a ${event.actorType ?? 'unknown'} identity with no IAM ARN${event.actor ? ` (${event.actor})` : ''}`;
+      const patterns = policy.clusters[clusterName]?.roleMappings?.trustedCreators ?? [];
+      out.push({
+        ...base,
+        code: 'UNTRUSTED_ACTOR',
+        message:
+          `IAM ${event.eventName} of role ${event.roleName} (${event.eventId}) by ${who} would grant ` +
+          `${[...(wanted?.matchedBy ?? []), ...fresh.map((t) => `tag ${t}`)].join('; ') || 'access'} on cluster ${clusterName}, but the caller is not a trusted creator ` +
+          `(clusters.${clusterName}.roleMappings.trustedCreators: ${patterns.length > 0 ? patterns.join(', ') : 'none, so nobody is trusted'}); nothing was granted`,
+      });
+      continue;
+    }
+    if (fresh.length > 0) {
+      out.push({
+        ...base,
+        code: 'WILDCARD_NAMESPACE',
+        message:
+          `IAM ${event.eventName} of role ${event.roleName} (${event.eventId}): tag ${fresh.join(', ')} names a namespace ` +
+          `prefix, which would cover namespaces created later; the mapping on cluster ${clusterName} allows exact ` +
+          'namespaces only (allowWildcardNamespaces: true allows prefixes); nothing was granted for it',
+      });
+    }
+  }
+  return out;
 }
 
 /** Drops (with a warning) any request the contract would refuse, and keeps the record consistent with that. */
-function finish(requests: AccessRequest[], record: RoleRecord, notes: PlanNote[]): RolePlan {
+function finish(
+  requests: AccessRequest[],
+  rejections: RoleRejection[],
+  record: RoleRecord,
+  notes: PlanNote[],
+): RolePlan {
   const valid: AccessRequest[] = [];
   for (const r of requests) {
     const checked = validateAccessRequest(r);
@@ -460,7 +666,7 @@ function finish(requests: AccessRequest[], record: RoleRecord, notes: PlanNote[]
     });
     if (r.action === 'grant') delete record.grants[r.clusterName];
   }
-  return { requests: valid, record, notes };
+  return { requests: valid, rejections, record, notes };
 }
 
 function guessRecord(
@@ -536,6 +742,11 @@ function setTag(tags: Record<string, string>, key: string, value: string): void 
 
 function deleteTag(tags: Record<string, string>, key: string): void {
   for (const k of Object.keys(tags)) if (k.toLowerCase() === key.toLowerCase()) delete tags[k];
+}
+
+function setterOf(setBy: Record<string, string>, key: string): string | undefined {
+  const k = key.toLowerCase();
+  return Object.hasOwn(setBy, k) ? setBy[k] : undefined;
 }
 
 function getTag(tags: Record<string, string>, key: string): string | undefined {

@@ -1,7 +1,10 @@
 /**
- * A tiny declarative field-spec layer. One spec drives both the runtime validator
- * (first violation wins, with a specific reason code) and the published JSON Schema,
- * so the two cannot drift. Hand-written instead of zod/ajv to keep the Lambda bundle small.
+ * A tiny declarative field-spec layer. One spec drives the runtime validator and the published
+ * JSON Schema, so the two cannot drift. Two reporters read the same specs:
+ * - `validate`: first violation wins, with a specific reason code (messages, queue bodies);
+ * - `collect`: every problem, one line each, prefixed with its path (config files such as the
+ *   guardrail policy, where one deploy should show all of them).
+ * Hand-written instead of a library to keep the Lambda bundle small (see README, "Contracts").
  *
  * Patterns are ECMA-262 source strings, always anchored `^...$`, compiled with the `u`
  * flag (as JSON Schema validators such as ajv do) and never with `m`: in JS, `$` without
@@ -16,6 +19,8 @@ export interface SpecBase {
   /** What would be accepted, phrased for people; quoted in every rejection message. */
   readonly expected: string;
   readonly description?: string;
+  /** `collect` only: the problem (after `path: `) for any type or value failure of this spec. */
+  readonly explain?: (value: unknown) => string;
 }
 
 /** A value that matches the general shape but is refused for a specific reason (with its own code). */
@@ -37,13 +42,16 @@ export interface StringSpec extends SpecBase {
   readonly format?: string;
   /** Checked before length and pattern so the most specific code wins. Emitted as `not: {pattern}`. */
   readonly forbidden?: readonly Forbidden[];
-  /** Semantic rule a JSON Schema cannot express; runs last. */
+  /** Semantic rule a JSON Schema cannot express; runs last. Its message is the whole message. */
   readonly check?: (value: string, path: string) => Reason | undefined;
+  /** `collect` only: the normalized value (e.g. a short policy name expanded to its ARN). */
+  readonly parse?: (value: string) => unknown;
 }
 
 export interface IntegerSpec extends SpecBase {
   readonly kind: 'integer';
   readonly const?: number;
+  readonly minimum?: number;
 }
 
 export interface BooleanSpec extends SpecBase {
@@ -57,6 +65,20 @@ export interface ArraySpec extends SpecBase {
   readonly maxItems?: number;
   /** `true`: items must be distinct; a string: object items must differ in that key. */
   readonly unique?: true | string;
+  /** `collect` only: repeated items are dropped silently (a list read as a set). */
+  readonly dedupe?: true;
+  /** `collect` only: the problem when there are fewer than minItems. */
+  readonly tooFew?: string;
+}
+
+/** A mapping from free-form keys (cluster names, level names) to values of one spec. */
+export interface RecordSpec extends SpecBase {
+  readonly kind: 'record';
+  readonly keys: StringSpec;
+  readonly values: Spec;
+  readonly minEntries?: number;
+  /** `collect` only: the problem when there are fewer than minEntries. */
+  readonly tooFew?: string;
 }
 
 export interface FieldDef {
@@ -65,6 +87,10 @@ export interface FieldDef {
   readonly spec: Spec;
   /** Validated (when present) before the unknown-field scan, e.g. a version discriminator. */
   readonly checkFirst?: boolean;
+  /** `collect` only: the problem when a required field is absent; default `is required`. */
+  readonly missing?: string;
+  /** `collect` only: the value an absent optional field takes; also the JSON Schema `default`. */
+  readonly default?: unknown;
 }
 
 /** A cross-field rule: a check for the validator and its (possibly partial) JSON Schema form. */
@@ -80,9 +106,31 @@ export interface ObjectSpec extends SpecBase {
   readonly kind: 'object';
   readonly fields: readonly FieldDef[];
   readonly rules?: readonly ObjectRule[];
+  /** `collect` only: the whole message for a key that is not a field. */
+  readonly unknownKey?: (key: string, path: string) => string;
+  /**
+   * `collect` only: rules across fields, run once every field is valid, on the parsed value;
+   * each returns whole messages. JSON Schema cannot express them (documented in `description`).
+   */
+  readonly checks?: readonly ((value: Record<string, unknown>, path: string) => readonly string[])[];
+  /** `collect` only: the normalized value, from the parsed fields. */
+  readonly parse?: (value: Record<string, unknown>) => unknown;
 }
 
-export type Spec = StringSpec | IntegerSpec | BooleanSpec | ArraySpec | ObjectSpec;
+/**
+ * Any value of the listed JSON types (default: anything): a part of a document that this reader
+ * deliberately leaves open or to another reader (see its use).
+ */
+export interface AnySpec extends SpecBase {
+  readonly kind: 'any';
+  readonly types?: readonly ('null' | 'object' | 'array' | 'string' | 'number' | 'boolean')[];
+}
+
+function jsonType(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+export type Spec = StringSpec | IntegerSpec | BooleanSpec | ArraySpec | RecordSpec | ObjectSpec | AnySpec;
 
 export type Checked = { ok: true; value: unknown } | { ok: false; reason: Reason };
 
@@ -137,7 +185,12 @@ export function show(value: unknown): string {
 }
 
 function kindName(spec: Spec): string {
-  return spec.kind === 'object' ? 'an object' : spec.kind === 'array' ? 'an array' : `a ${spec.kind}`;
+  if (spec.kind === 'any') return spec.types ? spec.types.join(' or ') : 'any value';
+  return spec.kind === 'object' || spec.kind === 'record'
+    ? 'an object'
+    : spec.kind === 'array'
+      ? 'an array'
+      : `a ${spec.kind}`;
 }
 
 function charName(ch: string): string {
@@ -195,9 +248,32 @@ export function validate(spec: Spec, value: unknown, path: string): Checked {
       return typeof value === 'boolean' ? { ok: true, value } : wrongType(spec, value, path);
     case 'array':
       return validateArray(spec, value, path);
+    case 'record':
+      return validateRecord(spec, value, path);
     case 'object':
       return validateObject(spec, value, path);
+    case 'any':
+      return spec.types && !spec.types.includes(jsonType(value) as never)
+        ? wrongType(spec, value, path)
+        : { ok: true, value };
   }
+}
+
+function validateRecord(spec: RecordSpec, value: unknown, path: string): Checked {
+  if (!isPlainObject(value)) return wrongType(spec, value, path);
+  const keys = Object.keys(value);
+  if (spec.minEntries !== undefined && keys.length < spec.minEntries) {
+    return invalid(spec, path, value, 'has too few entries');
+  }
+  const out: Record<string, unknown> = Object.create(null);
+  for (const key of keys) {
+    const k = validate(spec.keys, key, join(path, key));
+    if (!k.ok) return k;
+    const r = validate(spec.values, value[key], join(path, key));
+    if (!r.ok) return r;
+    out[key] = r.value;
+  }
+  return { ok: true, value: out };
 }
 
 function wrongType(spec: Spec, value: unknown, path: string): Checked {
@@ -233,6 +309,7 @@ function validateString(spec: StringSpec, value: unknown, path: string): Checked
 function validateInteger(spec: IntegerSpec, value: unknown, path: string): Checked {
   if (typeof value !== 'number' || !Number.isInteger(value)) return wrongType(spec, value, path);
   if (spec.const !== undefined && value !== spec.const) return invalid(spec, path, value, 'is not supported');
+  if (spec.minimum !== undefined && value < spec.minimum) return invalid(spec, path, value, 'is too small');
   return { ok: true, value };
 }
 
@@ -337,7 +414,10 @@ function validateObject(spec: ObjectSpec, value: unknown, path: string): Checked
 export function toJsonSchema(spec: Spec): Record<string, unknown> {
   const s: Record<string, unknown> = {};
   // Leaf descriptions repeat the validator's "expected" text, so schema readers see the same contract.
-  const accepted = spec.kind === 'object' ? undefined : `Accepted: ${spec.expected}.`;
+  const accepted =
+    spec.kind === 'object' || spec.kind === 'record' || spec.kind === 'any'
+      ? undefined
+      : `Accepted: ${spec.expected}.`;
   const description = [spec.description, accepted].filter((d) => d !== undefined).join(' ');
   if (description !== '') s.description = description;
   switch (spec.kind) {
@@ -356,6 +436,7 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
     case 'integer':
       s.type = 'integer';
       if (spec.const !== undefined) s.const = spec.const;
+      if (spec.minimum !== undefined) s.minimum = spec.minimum;
       break;
     case 'boolean':
       s.type = 'boolean';
@@ -368,14 +449,30 @@ export function toJsonSchema(spec: Spec): Record<string, unknown> {
       // Uniqueness by key is stricter than uniqueItems, but implies it.
       if (spec.unique !== undefined) s.uniqueItems = true;
       break;
+    case 'record': {
+      s.type = 'object';
+      const { description: _, ...keys } = toJsonSchema(spec.keys);
+      s.propertyNames = keys;
+      s.additionalProperties = toJsonSchema(spec.values);
+      if (spec.minEntries !== undefined) s.minProperties = spec.minEntries;
+      break;
+    }
     case 'object': {
       s.type = 'object';
       s.additionalProperties = false;
       s.required = spec.fields.filter((f) => f.required).map((f) => f.name);
-      s.properties = Object.fromEntries(spec.fields.map((f) => [f.name, toJsonSchema(f.spec)]));
+      s.properties = Object.fromEntries(
+        spec.fields.map((f) => [
+          f.name,
+          { ...toJsonSchema(f.spec), ...(f.default !== undefined && { default: f.default }) },
+        ]),
+      );
       if (spec.rules?.length) s.allOf = spec.rules.map((r) => r.schema);
       break;
     }
+    case 'any':
+      if (spec.types) s.type = spec.types.length === 1 ? spec.types[0] : [...spec.types];
+      break;
   }
   return s;
 }
@@ -394,4 +491,144 @@ export function caseInsensitivePrefixPattern(prefixes: readonly string[]): strin
       )
       .join('');
   return `^(?:${prefixes.map(one).join('|')})`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// collect: every problem at once, for config files
+// ---------------------------------------------------------------------------------------------------------
+
+/** What `collect` returns for a value with problems (they are in `issues`). */
+export const INVALID: unique symbol = Symbol('invalid');
+
+/**
+ * Validates `value` against `spec`, appending one `path: problem` line per problem to `issues`, and
+ * returns the parsed (normalized) value or INVALID. Siblings are checked independently, so one run
+ * reports everything; cross-field `checks` run only on objects whose fields are all valid.
+ * Config-file vocabulary: "a list", "a mapping"; paths like `clusters.prod.rules.ticket`.
+ */
+export function collect(spec: Spec, value: unknown, path: string, issues: string[]): unknown {
+  const problem = (text: string) => {
+    issues.push(`${path || '(root)'}: ${spec.explain ? spec.explain(value) : text}`);
+    return INVALID;
+  };
+  const typeProblem = () => problem(`must be ${spec.expected}; got ${showConfig(value)}`);
+  switch (spec.kind) {
+    case 'string': {
+      if (typeof value !== 'string') return typeProblem();
+      for (const f of spec.forbidden ?? []) {
+        if (compile(f.pattern).test(value)) {
+          issues.push(f.message(path, value));
+          return INVALID;
+        }
+      }
+      const len = codePointLength(value);
+      if (
+        (spec.minLength !== undefined && len < spec.minLength) ||
+        (spec.maxLength !== undefined && len > spec.maxLength) ||
+        (spec.pattern !== undefined && !compile(spec.pattern).test(value)) ||
+        (spec.enum !== undefined && !spec.enum.includes(value))
+      ) {
+        return problem(`${showConfig(value)} is not ${spec.expected}`);
+      }
+      const reason = spec.check?.(value, path);
+      if (reason) {
+        issues.push(reason.message);
+        return INVALID;
+      }
+      return spec.parse ? spec.parse(value) : value;
+    }
+    case 'integer':
+      if (
+        typeof value !== 'number' ||
+        !Number.isInteger(value) ||
+        (spec.const !== undefined && value !== spec.const) ||
+        (spec.minimum !== undefined && value < spec.minimum)
+      ) {
+        return typeProblem();
+      }
+      return value;
+    case 'boolean':
+      return typeof value === 'boolean' ? value : typeProblem();
+    case 'array': {
+      if (!Array.isArray(value)) return typeProblem();
+      if (spec.maxItems !== undefined && value.length > spec.maxItems) {
+        return problem(`has too many items (at most ${spec.maxItems})`);
+      }
+      if (spec.minItems !== undefined && value.length < spec.minItems) {
+        return problem(spec.tooFew ?? `must list at least ${spec.minItems}`);
+      }
+      const out: unknown[] = [];
+      let ok = true;
+      value.forEach((item, i) => {
+        const r = collect(spec.items, item, `${path}[${i}]`, issues);
+        if (r === INVALID) ok = false;
+        else if (!(spec.dedupe && out.includes(r))) out.push(r);
+      });
+      return ok ? out : INVALID;
+    }
+    case 'record': {
+      if (!isPlainObject(value)) return typeProblem();
+      const keys = Object.keys(value);
+      if (spec.minEntries !== undefined && keys.length < spec.minEntries) {
+        return problem(spec.tooFew ?? `must have at least ${spec.minEntries} entries`);
+      }
+      const out: Record<string, unknown> = Object.create(null);
+      let ok = true;
+      for (const key of keys) {
+        const at = configJoin(path, key);
+        if (collect(spec.keys, key, at, issues) === INVALID) {
+          ok = false;
+          continue;
+        }
+        const r = collect(spec.values, value[key], at, issues);
+        if (r === INVALID) ok = false;
+        else out[key] = r;
+      }
+      return ok ? out : INVALID;
+    }
+    case 'object': {
+      if (!isPlainObject(value)) return typeProblem();
+      const before = issues.length;
+      const names = namesOf(spec);
+      for (const key of Object.keys(value)) {
+        if (names.has(key)) continue;
+        issues.push(
+          spec.unknownKey?.(key, path) ??
+            `${configJoin(path, key)}: unknown key; expected one of ${[...names].join(', ')}`,
+        );
+      }
+      const out: Record<string, unknown> = {};
+      for (const f of spec.fields) {
+        const at = configJoin(path, f.name);
+        if (!Object.hasOwn(value, f.name)) {
+          if (f.required) issues.push(`${at}: ${f.missing ?? 'is required'}`);
+          else if (f.default !== undefined) out[f.name] = structuredClone(f.default);
+          continue;
+        }
+        const r = collect(f.spec, value[f.name], at, issues);
+        if (r !== INVALID) out[f.name] = r;
+      }
+      if (issues.length > before) return INVALID;
+      const parsed = spec.parse ? spec.parse(out) : out;
+      for (const check of spec.checks ?? []) issues.push(...check(parsed as Record<string, unknown>, path));
+      return issues.length > before ? INVALID : parsed;
+    }
+    case 'any':
+      return spec.types && !spec.types.includes(jsonType(value) as never) ? typeProblem() : value;
+  }
+}
+
+/** A value for a config-file message: "a list", "a mapping", "nothing", or short JSON. */
+export function showConfig(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'a mapping';
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Config path join; keys that would not read as plain words are quoted: `clusters["a b"]`. */
+export function configJoin(path: string, key: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(key)) return `${path}[${JSON.stringify(key)}]`;
+  return path === '' ? key : `${path}.${key}`;
 }

@@ -5,9 +5,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.js';
-import { type GuardrailPolicy, validatePolicy } from '../core/policy.js';
+import type { GuardrailPolicy } from '../core/policy.js';
+import { validateRulesPolicy } from '../core/policy-schema.js';
 
-export function loadPolicyJson(path: string): GuardrailPolicy {
+/**
+ * `validate` defaults to the rules-only reader (policy-schema.ts), which is all the workers, the ticket
+ * intake and the reconciler use; the role-lifecycle intake passes the whole-document validator.
+ */
+export function loadPolicyJson(
+  path: string,
+  validate: (raw: unknown) => GuardrailPolicy = validateRulesPolicy,
+): GuardrailPolicy {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
@@ -19,5 +27,5 @@ export function loadPolicyJson(path: string): GuardrailPolicy {
       },
     );
   }
-  return validatePolicy(raw);
+  return validate(raw);
 }

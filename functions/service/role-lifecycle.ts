@@ -6,15 +6,30 @@
  * (conditional on the version read), send them, clear the outbox. A lost race re-reads and re-plans before
  * anything was sent; a crash after saving leaves the outbox for the retry (or the role's next event) to send.
  * Errors are thrown, so Lambda's asynchronous retries (and the function's on-failure destination) apply.
+ *
+ * A grant the plan refuses (an untrusted caller, a wildcard namespace) is never sent: it is published as
+ * a `rejected` AuditRecord (severity high) on the audit bus before the record is saved, so a crash repeats
+ * it (its auditId is deterministic, so consumers deduplicate) rather than losing it.
  */
+import { createHash } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { AuditBusAdapter } from '../adapters/audit-bus.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { RoleDirectoryAdapter } from '../adapters/role-directory.js';
 import { type Env, required } from '../config.js';
+import { buildAuditRecord } from '../core/audit.js';
 import { TransientError } from '../core/errors.js';
 import type { GuardrailPolicy } from '../core/policy.js';
-import { type PlanNote, parseRoleEvent, planRoleEvent, type RoleRecord } from '../core/role-mapping.js';
+import {
+  type PlanNote,
+  parseRoleEvent,
+  planRoleEvent,
+  type RoleEvent,
+  type RoleRecord,
+  type RoleRejection,
+} from '../core/role-mapping.js';
 import type { AccessRequest } from '../core/types.js';
 import type { ServiceLogger, ServiceMetrics } from './grant-service.js';
 
@@ -23,6 +38,8 @@ export interface RoleLifecycleConfig {
   requestQueueUrl: string;
   /** Holds the role records (pk ROLE#<account>#<role name>). */
   ledgerTable: string;
+  /** Where refused grants are audited. */
+  auditBusName: string;
   policyPath: string;
 }
 
@@ -31,6 +48,7 @@ export function loadRoleLifecycleConfig(env: Env = process.env): RoleLifecycleCo
     region: required(env, 'AWS_REGION'),
     requestQueueUrl: required(env, 'REQUEST_QUEUE_URL'),
     ledgerTable: required(env, 'LEDGER_TABLE'),
+    auditBusName: required(env, 'AUDIT_BUS_NAME'),
     policyPath: required(env, 'POLICY_PATH'),
   };
 }
@@ -38,6 +56,7 @@ export function loadRoleLifecycleConfig(env: Env = process.env): RoleLifecycleCo
 export interface RoleLifecycleClients {
   sqs: SQSClient;
   dynamodb: DynamoDBClient;
+  eventbridge: EventBridgeClient;
 }
 
 export function defaultRoleLifecycleClients(
@@ -46,29 +65,68 @@ export function defaultRoleLifecycleClients(
   return {
     sqs: new SQSClient({ region: config.region }),
     dynamodb: new DynamoDBClient({ region: config.region }),
+    eventbridge: new EventBridgeClient({ region: config.region }),
   };
 }
 
 export interface RoleLifecycleOptions {
-  config: Pick<RoleLifecycleConfig, 'requestQueueUrl' | 'ledgerTable'>;
+  config: Pick<RoleLifecycleConfig, 'requestQueueUrl' | 'ledgerTable' | 'auditBusName'>;
   policy: GuardrailPolicy;
   clients: RoleLifecycleClients;
   logger: ServiceLogger;
   metrics?: ServiceMetrics;
   /** Attempts when another invocation changes the same role's record at the same time (default 5). */
   maxAttempts?: number;
+  now?: () => Date;
 }
 
 export interface RoleIntakeResult {
-  outcome: 'ignored' | 'enqueued' | 'nothing';
+  outcome: 'ignored' | 'enqueued' | 'nothing' | 'rejected';
   /** What was sent, in order (including an outbox left by an earlier attempt). */
   requests: AccessRequest[];
+  /** Grants refused and audited (`rejected`, severity high). */
+  rejections: RoleRejection[];
 }
 
 export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
   const { config, policy, logger, metrics } = options;
   const queue = new QueueAdapter(options.clients.sqs);
   const directory = new RoleDirectoryAdapter(options.clients.dynamodb, config.ledgerTable);
+  const audit = new AuditBusAdapter(options.clients.eventbridge, config.auditBusName, logger);
+  const now = options.now ?? (() => new Date());
+
+  const reject = async (event: Exclude<RoleEvent, { kind: 'ignored' }>, rejections: RoleRejection[]) => {
+    for (const r of rejections) {
+      const record = buildAuditRecord(
+        {
+          requestId: r.requestId,
+          outcome: 'rejected',
+          attempt: 1,
+          at: now(),
+          // One record per event and cluster, whichever invocation publishes it.
+          attemptKey: `${event.eventId}:${r.code}`,
+          request: {
+            clusterName: r.clusterName,
+            principalArn: r.principalArn,
+            source: 'iam-role-created',
+            action: 'grant',
+            ...(r.requestedBy !== undefined && { requestedBy: r.requestedBy }),
+          },
+          reason: { code: r.code, message: r.message },
+          severity: 'high',
+        },
+        (text) => createHash('sha256').update(text).digest('hex').slice(0, 32),
+      );
+      try {
+        await audit.publish(record);
+      } catch (err) {
+        // The record is in the log (the adapter wrote it first); revocations in this event still go out.
+        metrics?.count('AuditPublishFailed');
+        logger.error('role intake: audit publish failed', { requestId: r.requestId, error: String(err) });
+      }
+      metrics?.count('RoleGrantsRejected');
+    }
+  };
   const maxAttempts = options.maxAttempts ?? 5;
 
   const send = async (requests: readonly AccessRequest[], sent: AccessRequest[]) => {
@@ -84,10 +142,11 @@ export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
       const { why, kind: _kind, ...ids } = parsed;
       logger.info(`ignoring CloudTrail event: ${why}`, ids);
       metrics?.count('RoleEventsIgnored');
-      return { outcome: 'ignored', requests: [] };
+      return { outcome: 'ignored', requests: [], rejections: [] };
     }
     const ids = { eventName: parsed.eventName, eventId: parsed.eventId, roleName: parsed.roleName };
     const sent: AccessRequest[] = [];
+    let audited = false;
 
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       let stored = await directory.load(parsed.account, parsed.roleName);
@@ -105,9 +164,15 @@ export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
 
       const plan = planRoleEvent(policy, parsed, stored?.record);
       for (const note of plan.notes) log(logger, note, ids);
-      if (!plan.record) return finish(sent);
+      if (!plan.record) return finish(sent, []);
+      if (!audited) {
+        await reject(parsed, plan.rejections);
+        audited = true;
+      }
       if (plan.requests.length === 0) {
-        if (await directory.save({ ...plan.record, pending: [] }, stored?.version)) return finish(sent);
+        if (await directory.save({ ...plan.record, pending: [] }, stored?.version)) {
+          return finish(sent, plan.rejections);
+        }
         continue;
       }
       const withOutbox: RoleRecord = { ...plan.record, pending: plan.requests };
@@ -131,7 +196,7 @@ export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
           ...(r.principalRecreated && { principalRecreated: true }),
         });
       }
-      return finish(sent);
+      return finish(sent, plan.rejections);
     }
     throw new TransientError(
       'ROLE_RECORD_CONTENDED',
@@ -139,9 +204,10 @@ export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
     );
   };
 
-  function finish(sent: AccessRequest[]): RoleIntakeResult {
+  function finish(sent: AccessRequest[], rejections: RoleRejection[]): RoleIntakeResult {
     metrics?.count('RoleRequestsEnqueued', sent.length);
-    return { outcome: sent.length > 0 ? 'enqueued' : 'nothing', requests: sent };
+    const outcome = sent.length > 0 ? 'enqueued' : rejections.length > 0 ? 'rejected' : 'nothing';
+    return { outcome, requests: sent, rejections };
   }
 }
 

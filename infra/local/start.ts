@@ -39,6 +39,7 @@ const CLOUDTRAIL_ORDER = [
   'create-role-unmatched',
   'create-role-path',
   'create-role-tagged',
+  'create-role-untrusted',
   'tag-role',
   'untag-role',
   'delete-role',

@@ -10,9 +10,12 @@
  * 3. Adds `${otel:layers}`, the opt-in OpenTelemetry layer: [] by default, [otelLayerArn] when that param
  *    is set, in which case every function also gets AWS_LAMBDA_EXEC_WRAPPER = otelExecWrapper. An exec
  *    wrapper that does not exist fails every cold start, so it is only ever set together with the layer.
+ * 4. Adds `${eksIam:grantWorker}` / `${eksIam:breakGlassWorker}`: each worker's EKS write statements
+ *    compiled from the guardrail policy (infra/scripts/compile-iam.ts), the same POLICY_FILE the
+ *    bundles ship, so IAM is a second wall that always matches the policy the code enforces.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { tsImport } from 'tsx/esm/api';
 
 /** EKS cluster name rules (CreateCluster): 1-100 characters. */
@@ -44,6 +47,37 @@ export default class EksAccessGrantsPlugin {
           throw fail(
             `\${eksArns:${address}}: use eksArns:clusters, eksArns:accessEntries or eksArns:clustersAndAccessEntries`,
           );
+        },
+      },
+      eksIam: {
+        resolve: async ({ address, resolveVariable }) => {
+          const compiler = await tsImport('./compile-iam.ts', import.meta.url);
+          if (!Object.hasOwn(compiler.WORKER_SOURCES, address)) {
+            throw fail(
+              `\${eksIam:${address}}: use eksIam:${Object.keys(compiler.WORKER_SOURCES).join(' or eksIam:')}`,
+            );
+          }
+          const { ROOT, policyFileFrom } = await tsImport('./build.ts', import.meta.url);
+          const { loadPolicyFile } = await tsImport('../policy-file.ts', import.meta.url);
+          const policyFile = resolve(this.serverless.serviceDir ?? ROOT, policyFileFrom());
+          const policy = await loadPolicyFile(policyFile);
+          const clusters = parseClusters(await resolveVariable('self:custom.clusters'), fail);
+          const list = async (name) => compiler.parseList(await resolveVariable(`param:${name}, ""`));
+          const statements = compiler.compileWorkerEksStatements(policy, address, {
+            clusters,
+            baselineNamespaces: await list('iamBaselineNamespaces'),
+            baselineGroups: await list('iamBaselineGroups'),
+          });
+          // The role's other statements take about 3,000 characters of IAM's 10,240 for inline policies.
+          const size = compiler.policySize(statements);
+          if (size > compiler.INLINE_POLICY_LIMIT - 3_500) {
+            throw fail(
+              `the EKS permissions compiled for ${address} from ${policyFile} take ${size} characters; IAM allows ` +
+                `${compiler.INLINE_POLICY_LIMIT} for all of a role's inline policies. Give clusters identical rules ` +
+                'where you can (clusters with the same rules share statements), or split the stage.',
+            );
+          }
+          return { value: statements };
         },
       },
       otel: {

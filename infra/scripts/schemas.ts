@@ -6,10 +6,12 @@
 import { fileURLToPath } from 'node:url';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import { accessRequestJsonSchema } from '../../functions/core/request.js';
+import { guardrailPolicyJsonSchema } from '../../functions/core/role-mapping-schema.js';
 
 export const schemas: Readonly<Record<string, object>> = {
   'access-request.v1': accessRequestJsonSchema(),
   'audit-record.v1': auditRecordJsonSchema(),
+  'guardrail-policy.v1': guardrailPolicyJsonSchema(),
 };
 
 export const SCHEMAS_DIR = fileURLToPath(new URL('../../events/schemas/', import.meta.url));

@@ -10,6 +10,7 @@ import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import type { WorkerConfig } from '../../functions/config.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
+import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import type { AccessRequest } from '../../functions/core/types.js';
 import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
@@ -19,6 +20,7 @@ import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
+import { schemaErrors } from './ajv.js';
 
 export const REGION = 'us-east-1';
 export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -204,10 +206,26 @@ export async function startHarness(opts: HarnessOptions = {}) {
     },
     async close() {
       await runner.stop?.();
+      // Every record any test published, whatever it asserted, must be a valid AuditRecord v1.
+      const audits = this.audits();
       await aws.close();
       await eks.close();
+      expectValidAuditRecords(audits);
     },
   };
+}
+
+/** Throws, naming the first offender and ajv's errors, unless every record matches the published schema. */
+export function expectValidAuditRecords(records: readonly unknown[]): void {
+  const schema = auditRecordJsonSchema();
+  for (const record of records) {
+    const errors = schemaErrors(schema, record);
+    if (errors.length > 0) {
+      throw new Error(
+        `audit record does not match audit-record.v1: ${errors.join('; ')}\n${JSON.stringify(record)}`,
+      );
+    }
+  }
 }
 
 export function fakeContext(timeoutMs = 30_000): Context {

@@ -3,9 +3,9 @@ import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import { validatePolicy } from '../../functions/core/policy.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
+import { accepts } from '../helpers/ajv.js';
 import { EDIT, fixture, fixtureBody, ns, VIEW } from '../helpers/fixtures.js';
 import { type Harness, startHarness } from '../helpers/harness.js';
-import { accepts } from '../helpers/json-schema.js';
 
 const WRITES = new Set([
   'CreateAccessEntry',

@@ -27,9 +27,9 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
     h = await startHarness();
     logger = captureLogger();
     intake = createRoleLifecycleIntake({
-      config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants' },
+      config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
       policy: await loadPolicyFile(EXAMPLE_POLICY_PATH),
-      clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb },
+      clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
       logger,
     });
   });
@@ -78,7 +78,7 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
   test('a role that matches no mapping changes nothing and says so in the log', async () => {
     const before = { dev: h.eks.snapshot('dev'), prod: h.eks.snapshot('prod') };
     const result = await intake(sample('create-role-unmatched'));
-    expect(result).toEqual({ outcome: 'nothing', requests: [] });
+    expect(result).toEqual({ outcome: 'nothing', requests: [], rejections: [] });
     expect(await h.queueDepth()).toBe(0);
     await h.drain();
     expect({ dev: h.eks.snapshot('dev'), prod: h.eks.snapshot('prod') }).toEqual(before);
@@ -108,7 +108,7 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
 
   test('a failed CreateRole is ignored, and the log says why', async () => {
     const result = await intake(sample('create-role-failed'));
-    expect(result).toEqual({ outcome: 'ignored', requests: [] });
+    expect(result).toEqual({ outcome: 'ignored', requests: [], rejections: [] });
     expect(await h.queueDepth()).toBe(0);
     expect(logged()).toContain(
       'info: ignoring CloudTrail event: CreateRole failed with EntityAlreadyExistsException (Role with name team-a-ci already exists.); IAM did not change',
@@ -119,9 +119,31 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
     await intake(sample('create-role-tagged'));
     await h.drain();
     const again = await intake(sample('create-role-tagged'));
-    expect(again).toEqual({ outcome: 'nothing', requests: [] });
+    expect(again).toEqual({ outcome: 'nothing', requests: [], rejections: [] });
     expect(await h.queueDepth()).toBe(0);
     expect(logged().at(-1)).toMatch(/CreateRole 4b9c2e57-0f2a-4a3e-8a3c-7d1e5f6a0b01 was already applied$/);
+  });
+
+  test('a CreateRole by an untrusted caller enqueues nothing and is audited rejected UNTRUSTED_ACTOR, severity high', async () => {
+    const result = await intake(sample('create-role-untrusted'));
+    expect(result.outcome).toBe('rejected');
+    expect(result.requests).toEqual([]);
+    expect(await h.queueDepth()).toBe(0);
+    await h.drain();
+    expect(h.eks.snapshot('dev')).toEqual([]);
+    expect(h.auditsFor('iam-4b9c2e57-0f2a-4a3e-8a3c-7d1e5f6a0b08-dev')).toMatchObject([
+      {
+        outcome: 'rejected',
+        severity: 'high',
+        source: 'iam-role-created',
+        principalArn: 'arn:aws:iam::111122223333:role/mallory-ci',
+        requestedBy: 'arn:aws:iam::111122223333:user/mallory',
+        reason: { code: 'UNTRUSTED_ACTOR' },
+      },
+    ]);
+    // A redelivery is a replay: it audits nothing new.
+    await intake(sample('create-role-untrusted'));
+    expect(h.auditsFor('iam-4b9c2e57-0f2a-4a3e-8a3c-7d1e5f6a0b08-dev')).toHaveLength(1);
   });
 
   test('events for one role handled at the same time both land, one after the other', async () => {

@@ -163,20 +163,38 @@ function statementsOf(roleId: string): Statement[] {
   return (role.Policies ?? []).flatMap((p) => p.PolicyDocument.Statement);
 }
 
-function conditionHolds(condition: Statement['Condition'], context: Record<string, string>): boolean {
-  return Object.entries(condition ?? {}).every(([operator, keys]) =>
+type Context = Record<string, string | readonly string[]>;
+
+/**
+ * IAM condition evaluation, as the IAM User Guide describes it (condition operators; multivalued
+ * context keys): a negated operator holds when the key is absent; ForAllValues holds for an absent or
+ * empty key and when every value matches; ForAnyValue needs at least one matching value.
+ */
+function conditionHolds(condition: Statement['Condition'], context: Context): boolean {
+  return Object.entries(condition ?? {}).every(([qualified, keys]) =>
     Object.entries(keys).every(([key, expected]) => {
-      const actual = context[key];
-      if (actual === undefined) return false;
+      const [set, operator = ''] = qualified.includes(':') ? qualified.split(':') : [undefined, qualified];
+      const raw = context[key];
+      const actual = raw === undefined ? [] : typeof raw === 'string' ? [raw] : [...raw];
       const values = list(expected).map(render);
-      if (operator === 'StringEquals' || operator === 'ArnEquals') return values.includes(actual);
-      if (operator === 'StringLike' || operator === 'ArnLike') return values.some((v) => glob(v, actual));
-      throw new Error(`the evaluator does not know condition operator ${operator}`);
+      if (operator === 'Null') return (actual.length === 0) === (values[0] === 'true');
+      const negated = operator.includes('Not');
+      const base = operator.replace('Not', '');
+      const one = (v: string): boolean => {
+        if (base === 'StringEquals' || base === 'ArnEquals' || base === 'Bool') return values.includes(v);
+        if (base === 'StringLike' || base === 'ArnLike') return values.some((p) => glob(p, v));
+        throw new Error(`the evaluator does not know condition operator ${qualified}`);
+      };
+      if (set === 'ForAllValues') return actual.every((v) => (negated ? !one(v) : one(v)));
+      if (set === 'ForAnyValue') return actual.some((v) => (negated ? !one(v) : one(v)));
+      if (set !== undefined) throw new Error(`the evaluator does not know set operator ${set}`);
+      if (negated) return !actual.some(one);
+      return actual.length > 0 && actual.some(one);
     }),
   );
 }
 
-function matches(statement: Statement, action: string, resource: string, context: Record<string, string>) {
+function matches(statement: Statement, action: string, resource: string, context: Context) {
   return (
     list(statement.Action).some((a) => glob(a, action)) &&
     list(statement.Resource).some((r) => glob(render(r), resource)) &&
@@ -184,10 +202,51 @@ function matches(statement: Statement, action: string, resource: string, context
   );
 }
 
-function allowed(roleId: string, action: string, resource: string, context: Record<string, string> = {}) {
+/** Identity policy of a role in this stack: may it do `action` on `resource`? */
+function allowed(roleId: string, action: string, resource: string, context: Context = {}) {
   const statements = statementsOf(roleId);
   if (statements.some((s) => s.Effect === 'Deny' && matches(s, action, resource, context))) return false;
   return statements.some((s) => s.Effect === 'Allow' && matches(s, action, resource, context));
+}
+
+const arnOf = (id: string) => render({ 'Fn::GetAtt': [id, 'Arn'] });
+
+/** The resource-policy statements that apply to a resource (queue policies, the event bus policy). */
+function resourceStatements(resourceId: string): Statement[] {
+  const found: Statement[] = [];
+  for (const [, r] of Object.entries(template.Resources)) {
+    const p = r.Properties as {
+      Queues?: unknown[];
+      EventBusName?: unknown;
+      PolicyDocument?: { Statement: Statement[] };
+      Statement?: Statement | Statement[];
+    };
+    if (r.Type === 'AWS::SQS::QueuePolicy' && (p.Queues ?? []).some((q) => target(q) === resourceId)) {
+      found.push(...(p.PolicyDocument?.Statement ?? []));
+    }
+    if (r.Type === 'AWS::Events::EventBusPolicy' && target(p.EventBusName) === resourceId) {
+      found.push(...list(p.Statement));
+    }
+  }
+  return found;
+}
+
+/**
+ * Same-account evaluation (IAM User Guide, policy evaluation logic): an explicit Deny in the identity
+ * or the resource policy wins; otherwise an Allow in either is enough. `principal` is a role of this
+ * stack (its identity policy is evaluated) or any other ARN, assumed to have an identity policy that
+ * allows everything, the worst case.
+ */
+function mayCall(principal: string, action: string, resourceId: string, context: Context = {}): boolean {
+  const resource = arnOf(resourceId);
+  const isOwnRole = template.Resources[principal]?.Type === 'AWS::IAM::Role';
+  const principalArn = isOwnRole ? arnOf(principal) : principal;
+  const ctx: Context = { ...context, 'aws:PrincipalArn': principalArn };
+  const denied = resourceStatements(resourceId).some(
+    (s) => s.Effect === 'Deny' && matches(s, action, resource, ctx),
+  );
+  if (denied) return false;
+  return isOwnRole ? allowed(principal, action, resource, ctx) : true;
 }
 
 const clusterArn = (name: string) => `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/${name}`;
@@ -225,8 +284,15 @@ function fakeEnvironment(variables: Record<string, unknown>): Record<string, str
     const id = target(value);
     const type = id ? template.Resources[id]?.Type : undefined;
     const isRef = (value as { Ref?: string }).Ref !== undefined;
+    const sub = (value as { 'Fn::Sub'?: unknown })['Fn::Sub'];
     if (typeof value === 'string') env[name] = value;
-    else if (type === 'AWS::SQS::Queue' && isRef)
+    else if (typeof sub === 'string') {
+      // A role's unique id looks like AROA + 17 upper-case letters and digits.
+      const roleIds = sub.replace(/\$\{(\w+)\.RoleId\}/g, (_, role: string) =>
+        `AROA${role.toUpperCase().replace(/[^A-Z0-9]/g, '')}`.padEnd(21, 'X').slice(0, 21),
+      );
+      env[name] = render({ 'Fn::Sub': roleIds });
+    } else if (type === 'AWS::SQS::Queue' && isRef)
       env[name] = `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${id}`;
     else if (type === 'AWS::SQS::Queue') env[name] = `arn:aws:sqs:${REGION}:${ACCOUNT}:${id}`;
     else if (type === 'AWS::IAM::Role') env[name] = `arn:aws:iam::${ACCOUNT}:role/${id}`;
@@ -363,17 +429,26 @@ describe('IAM', () => {
   });
 
   it.each(Object.values(WORKERS))('%s changes access entries only on the configured clusters', (roleId) => {
+    // What each worker may grant where is checked in "IAM compiled from the guardrail policy".
+    const grantable: Context | undefined = (
+      {
+        GrantWorkerRole: {
+          'eks:policyArn': VIEW,
+          'eks:accessScope': 'namespace',
+          'eks:namespaces': ['team-a'],
+        },
+        BreakGlassWorkerRole: { 'eks:policyArn': CLUSTER_ADMIN, 'eks:accessScope': 'cluster' },
+      } as Record<string, Context>
+    )[roleId];
     for (const cluster of CLUSTERS) {
-      expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn(cluster))).toBe(true);
       expect(allowed(roleId, 'eks:DeleteAccessEntry', entryArn(cluster))).toBe(true);
-      expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn(cluster), { 'eks:policyArn': VIEW })).toBe(
-        true,
-      );
+      expect(allowed(roleId, 'eks:DescribeAccessEntry', entryArn(cluster))).toBe(true);
     }
+    expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn('prod'))).toBe(true);
+    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('prod'), grantable)).toBe(true);
     expect(allowed(roleId, 'eks:CreateAccessEntry', clusterArn('other'))).toBe(false);
-    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('other'), { 'eks:policyArn': VIEW })).toBe(
-      false,
-    );
+    expect(allowed(roleId, 'eks:DeleteAccessEntry', entryArn('other'))).toBe(false);
+    expect(allowed(roleId, 'eks:AssociateAccessPolicy', entryArn('other'), grantable)).toBe(false);
     expect(allowed(roleId, 'eks:DeleteCluster', clusterArn('dev'))).toBe(false);
   });
 
@@ -451,7 +526,8 @@ describe('IAM', () => {
     // Whoever can write there can ask the break-glass worker for cluster admin.
     const queue = render({ 'Fn::GetAtt': ['BreakGlassQueue', 'Arn'] });
     const writers = roleIds().filter((roleId) => allowed(roleId, 'sqs:SendMessage', queue));
-    expect(writers.sort()).toEqual(['BreakGlassIntakeRole', 'BreakGlassSchedulerRole']);
+    // Operators too: they assume OperatorRole, whose requests still pass the `operator` rule.
+    expect(writers.sort()).toEqual(['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole']);
   });
 
   it('lets Scheduler roles be assumed only by Scheduler for this account, and only send to one queue', () => {
@@ -536,6 +612,194 @@ describe('IAM', () => {
   });
 });
 
+describe('sender binding: queue policies and TRUSTED_SENDERS', () => {
+  /** C1 (TEAM contract; issue 9 item 1): who legitimately sends to each queue. */
+  const SENDERS: Record<string, string[]> = {
+    RequestQueue: [
+      'ExpirySchedulerRole',
+      'OperatorRole',
+      'ReconcilerRole',
+      'RoleLifecycleIntakeRole',
+      'TicketIntakeRole',
+    ],
+    BreakGlassQueue: ['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole'],
+    RequestDeadLetterQueue: ['GrantWorkerRole'],
+    BreakGlassDeadLetterQueue: ['BreakGlassWorkerRole'],
+  };
+  const STRANGER = `arn:aws:iam::${ACCOUNT}:role/PowerUser`;
+  const ADMIN = `arn:aws:iam::${ACCOUNT}:root`;
+
+  it.each(Object.keys(SENDERS))('%s has a queue policy', (queue) => {
+    expect(resourceStatements(queue).length).toBeGreaterThan(0);
+  });
+
+  it.each(Object.entries(SENDERS))(
+    'only its legitimate senders may send to %s, whatever IAM grants anyone else',
+    (queue, senders) => {
+      const may = roleIds().filter((roleId) => mayCall(roleId, 'sqs:SendMessage', queue));
+      expect(may.sort()).toEqual(senders);
+      // A principal whose identity policy allows everything, and the account root: an Allow in an
+      // identity policy would be enough without the queue's explicit Deny.
+      expect(mayCall(STRANGER, 'sqs:SendMessage', queue)).toBe(false);
+      expect(mayCall(ADMIN, 'sqs:SendMessage', queue)).toBe(false);
+    },
+  );
+
+  it('lets only each worker consume its queue, and only operators read, redrive or purge a DLQ', () => {
+    for (const [queue, worker] of [
+      ['RequestQueue', 'GrantWorkerRole'],
+      ['BreakGlassQueue', 'BreakGlassWorkerRole'],
+    ] as const) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue']) {
+        const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, queue));
+        expect(may, `${action} on ${queue}`).toEqual(action === 'sqs:PurgeQueue' ? [] : [worker]);
+      }
+    }
+    for (const dlq of ['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue']) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage']) {
+        const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, dlq));
+        expect(may, `${action} on ${dlq}`).toEqual(['OperatorRole']);
+      }
+    }
+  });
+
+  it('lets an operator redrive each DLQ into its queue: a move task sends as the operator', () => {
+    for (const [dlq, queue] of [
+      ['RequestDeadLetterQueue', 'RequestQueue'],
+      ['BreakGlassDeadLetterQueue', 'BreakGlassQueue'],
+    ] as const) {
+      for (const action of ['sqs:StartMessageMoveTask', 'sqs:ReceiveMessage', 'sqs:DeleteMessage']) {
+        expect(mayCall('OperatorRole', action, dlq), `${action} ${dlq}`).toBe(true);
+      }
+      expect(mayCall('OperatorRole', 'sqs:SendMessage', queue)).toBe(true);
+    }
+  });
+
+  /** TRUSTED_SENDERS as deployed: source → role logical ids, read from its Fn::Sub. */
+  function trustedSenders(worker: string): Record<string, string[]> {
+    const env = props<FunctionProps>(functionId(worker), 'AWS::Lambda::Function').Environment?.Variables;
+    const sub = (env?.TRUSTED_SENDERS as { 'Fn::Sub'?: string } | undefined)?.['Fn::Sub'] ?? '';
+    const parsed = JSON.parse(sub) as Record<string, string[]>;
+    return Object.fromEntries(
+      Object.entries(parsed).map(([source, ids]) => [
+        source,
+        ids.map((id) => {
+          const m = /^\$\{(\w+)\.RoleId\}$/.exec(id);
+          expect(m, `${worker} ${source}: ${id} must be a role's RoleId`).not.toBeNull();
+          expect(template.Resources[m?.[1] ?? '']?.Type).toBe('AWS::IAM::Role');
+          return m?.[1] ?? '';
+        }),
+      ]),
+    );
+  }
+
+  it('binds each source to its sender roles by role id, as the routing table says', () => {
+    expect(trustedSenders('grantWorker')).toEqual({
+      ticket: ['TicketIntakeRole'],
+      'iam-role-created': ['RoleLifecycleIntakeRole'],
+      expiry: ['ExpirySchedulerRole', 'ReconcilerRole'],
+      reconcile: ['ReconcilerRole'],
+      operator: ['OperatorRole'],
+    });
+    expect(trustedSenders('breakGlassWorker')).toEqual({
+      'break-glass': ['BreakGlassIntakeRole'],
+      expiry: ['BreakGlassSchedulerRole'],
+      operator: ['OperatorRole'],
+    });
+  });
+
+  it("trusts only roles the queue policy lets send, and each worker's own DLQ writes", () => {
+    for (const [worker, queue, dlqWriter] of [
+      ['grantWorker', 'RequestQueue', 'GrantWorkerRole'],
+      ['breakGlassWorker', 'BreakGlassQueue', 'BreakGlassWorkerRole'],
+    ] as const) {
+      const trusted = new Set(Object.values(trustedSenders(worker)).flat());
+      expect([...trusted].sort()).toEqual(SENDERS[queue]);
+      const env = props<FunctionProps>(functionId(worker), 'AWS::Lambda::Function').Environment?.Variables;
+      expect(env?.DEAD_LETTER_SENDERS).toEqual({ 'Fn::Sub': `["\${${dlqWriter}.RoleId}"]` });
+    }
+  });
+});
+
+describe('operator role', () => {
+  it('is assumable by this account with MFA by default, and its ARN is a stack output', () => {
+    const role = props<RoleProps>('OperatorRole', 'AWS::IAM::Role');
+    const [trust, ...more] = role.AssumeRolePolicyDocument.Statement;
+    expect(more).toEqual([]);
+    expect(trust?.Action).toBe('sts:AssumeRole');
+    const principal = (trust?.Principal as { AWS?: { 'Fn::If': unknown[] } } | undefined)?.AWS?.['Fn::If'];
+    expect(principal?.[0]).toBe('HasOperatorPrincipals');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub, not a JS template.
+    expect(principal?.[2]).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' });
+    const conditions = (template as unknown as { Conditions: Record<string, unknown> }).Conditions;
+    // Default params: no principals configured (the root), MFA required.
+    expect(conditions.HasOperatorPrincipals).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    expect(conditions.OperatorRequiresMfa).toEqual({ 'Fn::Equals': ['true', 'true'] });
+    expect(JSON.stringify(trust?.Condition)).toContain('"aws:MultiFactorAuthPresent":"true"');
+    const outputs = (template as unknown as { Outputs: Record<string, { Value: unknown }> }).Outputs;
+    expect(target(outputs.OperatorRoleArn?.Value)).toBe('OperatorRole');
+  });
+
+  it('can send, read and redrive, but never write access entries, the ledger or the audit bus', () => {
+    const queues = ['RequestQueue', 'BreakGlassQueue', 'RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue'];
+    for (const q of queues) expect(allowed('OperatorRole', 'sqs:GetQueueAttributes', arnOf(q)), q).toBe(true);
+    for (const cluster of CLUSTERS) {
+      expect(allowed('OperatorRole', 'eks:ListAccessEntries', clusterArn(cluster))).toBe(true);
+      expect(allowed('OperatorRole', 'eks:ListAssociatedAccessPolicies', entryArn(cluster))).toBe(true);
+      for (const action of EKS_WRITES) {
+        expect(allowed('OperatorRole', action, entryArn(cluster)), action).toBe(false);
+        expect(allowed('OperatorRole', action, clusterArn(cluster)), action).toBe(false);
+      }
+    }
+    expect(allowed('OperatorRole', 'dynamodb:Query', arnOf('LedgerTable'))).toBe(true);
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']) {
+      expect(allowed('OperatorRole', action, arnOf('LedgerTable')), action).toBe(false);
+    }
+    expect(allowed('OperatorRole', 'events:PutEvents', arnOf('AuditBus'))).toBe(false);
+    expect(
+      allowed(
+        'OperatorRole',
+        'logs:StartQuery',
+        `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:/aws/lambda/eks-access-grants-test-grantWorker`,
+      ),
+    ).toBe(true);
+  });
+});
+
+describe('audit bus policy', () => {
+  const PUBLISHERS = ['BreakGlassWorkerRole', 'GrantWorkerRole', 'ReconcilerRole', 'RoleLifecycleIntakeRole'];
+  const ours = { 'events:source': ['eks-access-grants'] };
+
+  it("lets only this system's roles publish records with source eks-access-grants", () => {
+    const denied = (principal: string, context: Context) =>
+      resourceStatements('AuditBus').some(
+        (s) =>
+          s.Effect === 'Deny' &&
+          matches(s, 'events:PutEvents', arnOf('AuditBus'), { ...context, 'aws:PrincipalArn': principal }),
+      );
+    for (const roleId of PUBLISHERS) expect(denied(arnOf(roleId), ours), roleId).toBe(false);
+    for (const roleId of roleIds().filter((r) => !PUBLISHERS.includes(r))) {
+      expect(denied(arnOf(roleId), ours), roleId).toBe(true);
+    }
+    const stranger = `arn:aws:iam::${ACCOUNT}:role/PowerUser`;
+    expect(denied(stranger, ours)).toBe(true);
+    // One forged entry among honest-looking ones is enough to refuse the call.
+    expect(denied(stranger, { 'events:source': ['my.app', 'eks-access-grants'] })).toBe(true);
+    // Other sources are not this policy's business.
+    expect(denied(stranger, { 'events:source': ['my.app'] })).toBe(false);
+  });
+
+  it('and those roles may publish there', () => {
+    const may = roleIds().filter((roleId) => mayCall(roleId, 'events:PutEvents', 'AuditBus', ours));
+    // The role intake may publish once its own role allows events:PutEvents; the bus already lets it.
+    expect(may.filter((r) => r !== 'RoleLifecycleIntakeRole').sort()).toEqual([
+      'BreakGlassWorkerRole',
+      'GrantWorkerRole',
+      'ReconcilerRole',
+    ]);
+  });
+});
+
 describe('HTTP API: break-glass isolated from tickets', () => {
   interface RouteProps {
     RouteKey: string;
@@ -571,6 +835,18 @@ describe('HTTP API: break-glass isolated from tickets', () => {
     });
   });
 
+  it('lets the role intake audit refused grants: AUDIT_BUS_NAME and events:PutEvents on the audit bus only', () => {
+    const env = props<FunctionProps>(functionId('roleLifecycleIntake'), 'AWS::Lambda::Function').Environment
+      ?.Variables;
+    expect(env?.AUDIT_BUS_NAME).toEqual({ Ref: 'AuditBus' });
+    const puts = statementsOf('RoleLifecycleIntakeRole').filter((s) =>
+      list(s.Action).includes('events:PutEvents'),
+    );
+    expect(puts.map((s) => [s.Effect, render(s.Resource)])).toEqual([
+      ['Allow', render({ 'Fn::GetAtt': ['AuditBus', 'Arn'] })],
+    ]);
+  });
+
   it('reserves concurrency for the break-glass intake, and gives it only break-glass settings', () => {
     const fn = props<FunctionProps & { ReservedConcurrentExecutions?: number }>(
       functionId('breakGlassIntake'),
@@ -603,6 +879,120 @@ describe('HTTP API: break-glass isolated from tickets', () => {
     // Defaults from serverless.yml params: tickets 20/40, break-glass 5/10.
     expect(tickets).toMatchObject({ ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 });
     expect(breakGlass).toMatchObject({ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 });
+  });
+});
+
+describe('IAM compiled from the guardrail policy (the sample policy)', () => {
+  const EDIT = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy';
+  const ADMIN = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy';
+  const inNamespaces = (policyArn: string, ...namespaces: string[]) => ({
+    'eks:policyArn': policyArn,
+    'eks:accessScope': 'namespace',
+    'eks:namespaces': namespaces,
+  });
+  const clusterWide = (policyArn: string) => ({ 'eks:policyArn': policyArn, 'eks:accessScope': 'cluster' });
+  const associate = (roleId: string, cluster: string, context: Context) =>
+    allowed(roleId, 'eks:AssociateAccessPolicy', entryArn(cluster), context);
+
+  it('lets the standard worker associate only what its rules allow: View/Edit in team-* on dev, View in team-* on prod', () => {
+    const w = WORKERS.grantWorker;
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'team-a'))).toBe(true);
+    expect(associate(w, 'dev', inNamespaces(EDIT, 'team-a', 'team-b'))).toBe(true);
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'kube-system'))).toBe(false);
+    expect(associate(w, 'dev', inNamespaces(VIEW, 'team-a', 'kube-system'))).toBe(false);
+    expect(associate(w, 'dev', clusterWide(VIEW))).toBe(false);
+    // The issue's example: the standard worker may not associate AmazonEKSAdminPolicy at cluster scope.
+    expect(associate(w, 'dev', clusterWide(ADMIN))).toBe(false);
+    expect(associate(w, 'dev', inNamespaces(ADMIN, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', inNamespaces(VIEW, 'team-a'))).toBe(true);
+    expect(associate(w, 'prod', inNamespaces(EDIT, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', clusterWide(CLUSTER_ADMIN))).toBe(false);
+  });
+
+  it('lets the break-glass worker associate cluster admin on prod, where its rule allows it, and nothing else', () => {
+    const w = WORKERS.breakGlassWorker;
+    expect(associate(w, 'prod', clusterWide(CLUSTER_ADMIN))).toBe(true);
+    expect(associate(w, 'dev', clusterWide(CLUSTER_ADMIN))).toBe(false);
+    expect(associate(w, 'prod', inNamespaces(VIEW, 'team-a'))).toBe(false);
+    expect(associate(w, 'prod', clusterWide(ADMIN))).toBe(false);
+  });
+
+  it('lets a worker create or update an entry only with Kubernetes groups a rule allows', () => {
+    const w = WORKERS.grantWorker;
+    const groups = (...g: string[]) => ({ 'eks:kubernetesGroups': g });
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups('team-a-readers'))).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups())).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('dev'), groups('team-a-readers', 'admins'))).toBe(
+      false,
+    );
+    expect(allowed(w, 'eks:UpdateAccessEntry', entryArn('dev'), groups('cluster-admins'))).toBe(false);
+    expect(allowed(w, 'eks:UpdateAccessEntry', entryArn('dev'), groups('team-a-readers'))).toBe(true);
+    // No prod rule names a group: only entries without groups.
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('prod'), groups())).toBe(true);
+    expect(allowed(w, 'eks:CreateAccessEntry', clusterArn('prod'), groups('team-a-readers'))).toBe(false);
+  });
+
+  it('lets a worker disassociate only policies some rule can grant on the cluster', () => {
+    const disassociate = (roleId: string, cluster: string, policyArn: string) =>
+      allowed(roleId, 'eks:DisassociateAccessPolicy', entryArn(cluster), { 'eks:policyArn': policyArn });
+    // The standard worker also ends break-glass grants whose expiry the reconciler re-queued.
+    expect(disassociate(WORKERS.grantWorker, 'prod', CLUSTER_ADMIN)).toBe(true);
+    expect(disassociate(WORKERS.grantWorker, 'dev', EDIT)).toBe(true);
+    // Someone's pre-existing Admin: no rule grants it, so neither worker may remove it.
+    expect(disassociate(WORKERS.grantWorker, 'dev', ADMIN)).toBe(false);
+    expect(disassociate(WORKERS.breakGlassWorker, 'prod', ADMIN)).toBe(false);
+  });
+
+  /**
+   * The EKS condition keys as the Service Authorization Reference for Amazon EKS defines them, and the
+   * actions it lists each for: a key used where IAM does not know it, or with an operator of the wrong
+   * type, silently never matches.
+   */
+  const EKS_KEYS: Record<string, { type: 'ARN' | 'String' | 'ArrayOfString'; actions: string[] }> = {
+    'eks:policyArn': { type: 'ARN', actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'] },
+    'eks:accessScope': {
+      type: 'String',
+      actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'],
+    },
+    'eks:namespaces': {
+      type: 'ArrayOfString',
+      actions: ['eks:AssociateAccessPolicy', 'eks:DisassociateAccessPolicy'],
+    },
+    'eks:kubernetesGroups': {
+      type: 'ArrayOfString',
+      actions: [
+        'eks:CreateAccessEntry',
+        'eks:UpdateAccessEntry',
+        'eks:AssociateAccessPolicy',
+        'eks:DisassociateAccessPolicy',
+        'eks:DeleteAccessEntry',
+        'eks:DescribeAccessEntry',
+      ],
+    },
+  };
+
+  it('uses every EKS condition key only on actions that define it, with an operator of its type', () => {
+    let checked = 0;
+    for (const roleId of roleIds()) {
+      for (const s of statementsOf(roleId)) {
+        for (const [operator, keys] of Object.entries(s.Condition ?? {})) {
+          for (const key of Object.keys(keys).filter((k) => k.startsWith('eks:'))) {
+            const known = EKS_KEYS[key];
+            expect(known, `${roleId} ${s.Sid}: ${key} is not a key this test knows`).toBeDefined();
+            for (const action of list(s.Action)) {
+              expect(known?.actions, `${roleId} ${s.Sid}: ${key} on ${action}`).toContain(action);
+            }
+            const set = operator.startsWith('ForAllValues:') || operator.startsWith('ForAnyValue:');
+            if (known?.type === 'ArrayOfString') expect(set, `${s.Sid} ${operator} ${key}`).toBe(true);
+            else expect(set, `${s.Sid} ${operator} ${key}`).toBe(false);
+            if (known?.type === 'ARN') expect(operator, `${s.Sid} ${key}`).toMatch(/^Arn/);
+            else expect(operator.replace(/^For\w+:/, ''), `${s.Sid} ${key}`).toMatch(/^String/);
+            checked += 1;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(5);
   });
 });
 

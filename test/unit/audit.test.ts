@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { buildAuditRecord, describeChange } from '../../functions/core/audit.js';
-import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
+import { auditRecordJsonSchema, validateAuditRecord } from '../../functions/core/audit-schema.js';
+import { accepts } from '../helpers/ajv.js';
 import { fixture, ns, VIEW } from '../helpers/fixtures.js';
-import { accepts } from '../helpers/json-schema.js';
 
 const hash = (s: string) => Buffer.from(s).toString('hex').padEnd(32, '0').slice(0, 32);
 const at = new Date('2026-11-21T12:00:00Z');
@@ -87,5 +87,37 @@ describe('AuditRecord v1', () => {
     );
     expect(a.auditId).toBe(b.auditId);
     expect(a.auditId).not.toBe(c.auditId);
+  });
+
+  test('the validator from the same specs agrees with the schema, and names the field that is wrong', () => {
+    const ok = buildAuditRecord(
+      {
+        requestId: 'r',
+        outcome: 'granted',
+        attempt: 2,
+        at,
+        attemptKey: 'k',
+        request: fixture('dev-view-grant'),
+        changes: [
+          describeChange({ op: 'DeleteAccessEntry', before: { kubernetesGroups: [] } } as never, 'applied'),
+        ],
+      },
+      hash,
+    );
+    expect(validateAuditRecord(ok)).toMatchObject({ ok: true });
+    expect(accepts(schema, ok)).toBe(true);
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ ...ok, attempt: 0 }, '"attempt"'],
+      [{ ...ok, at: 'yesterday' }, '"at"'],
+      [{ ...ok, severity: 'urgent' }, '"severity"'],
+      [{ ...ok, changes: [{ ...ok.changes[0], before: 'gone' }] }, '"changes[0].before"'],
+      [{ ...ok, reason: { code: 'lower_case', message: 'm' } }, '"reason.code"'],
+    ];
+    for (const [record, field] of bad) {
+      const checked = validateAuditRecord(record);
+      expect(checked.ok, field).toBe(false);
+      expect(checked.ok ? '' : checked.reason.message, field).toContain(field);
+      expect(accepts(schema, record), field).toBe(false);
+    }
   });
 });

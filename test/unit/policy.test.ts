@@ -12,6 +12,7 @@ import {
   patternCovers,
   validatePolicy,
 } from '../../functions/core/policy.js';
+import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import type { AccessRequest, PolicyAssociation } from '../../functions/core/types.js';
 import {
   EXAMPLE_POLICY_PATH,
@@ -584,11 +585,13 @@ describe('role mappings', () => {
         {
           key: 'eks-access/dev',
           levels: { view: arn('AmazonEKSViewPolicy'), edit: arn('AmazonEKSEditPolicy') },
+          allowWildcardNamespaces: false,
         },
       ],
       paths: [
         { prefix: '/eks/dev/view/', policyArn: arn('AmazonEKSViewPolicy'), namespaces: ['team-shared'] },
       ],
+      trustedCreators: ['arn:aws:iam::111122223333:role/platform-admin'],
     });
     expect(policy.clusters.prod?.roleMappings).toBeUndefined();
     expect(Object.isFrozen(policy.clusters.dev?.roleMappings?.tags[0]?.levels)).toBe(true);
@@ -648,17 +651,62 @@ describe('role mappings', () => {
       }),
     );
     expect(message.split('\n')).toEqual([
-      'clusters.prod.roleMappings.users: unknown key; expected one of tags, paths',
+      'clusters.prod.roleMappings.users: unknown key; expected one of tags, paths, trustedCreators',
       'clusters.prod.roleMappings.tags[0].key: "aws:eks" uses the aws: prefix, which AWS reserves',
       'clusters.prod.roleMappings.tags[1].key: "a,b" is not an IAM tag key (1–128 letters, digits, spaces, _ . : / = + - @)',
       'clusters.prod.roleMappings.tags[1].levels.View: level names are lower-case letters, digits, _ and -, at most 32 characters',
-      'clusters.prod.roleMappings.tags[2].extra: unknown key; expected one of key, levels',
+      'clusters.prod.roleMappings.tags[2].extra: unknown key; expected one of key, levels, allowWildcardNamespaces',
       'clusters.prod.roleMappings.tags[2].levels: must map at least one level name to an access policy, e.g. { view: AmazonEKSViewPolicy }',
       'clusters.prod.roleMappings.paths[0].prefix: "eks/prod" is not an IAM path prefix such as /eks/dev/view/ (starts and ends with /, printable ASCII, not / alone, which every role has)',
       'clusters.prod.roleMappings.paths[1].prefix: "/" is not an IAM path prefix such as /eks/dev/view/ (starts and ends with /, printable ASCII, not / alone, which every role has)',
       'clusters.prod.roleMappings.paths[1].namespaces[0]: "Team_A" is not a namespace (a DNS-1123 label, or a prefix ending in *)',
       'clusters.prod.roleMappings.paths[2].policy: is required',
       'clusters.prod.roleMappings.paths[2].namespaces: must list at least one namespace; omit it for cluster scope',
+    ]);
+  });
+
+  test('reads trustedCreators (absent: nobody) and allowWildcardNamespaces (absent: false)', () => {
+    const parsed = validatePolicy(
+      withRoleRule({
+        tags: [
+          { key: 'eks-access/prod', levels: { view: 'AmazonEKSViewPolicy' }, allowWildcardNamespaces: true },
+        ],
+        trustedCreators: [
+          'arn:aws:iam::111122223333:role/pipelines/*',
+          'arn:aws:iam::111122223333:user/alice',
+        ],
+      }),
+    );
+    expect(parsed.clusters.prod?.roleMappings?.tags[0]?.allowWildcardNamespaces).toBe(true);
+    expect(parsed.clusters.prod?.roleMappings?.trustedCreators).toEqual([
+      'arn:aws:iam::111122223333:role/pipelines/*',
+      'arn:aws:iam::111122223333:user/alice',
+    ]);
+    const none = validatePolicy(
+      withRoleRule({ tags: [{ key: 'k', levels: { view: 'AmazonEKSViewPolicy' } }] }),
+    );
+    expect(none.clusters.prod?.roleMappings?.trustedCreators).toEqual([]);
+    expect(none.clusters.prod?.roleMappings?.tags[0]?.allowWildcardNamespaces).toBe(false);
+  });
+
+  test('refuses trusted creators that are not IAM ARN patterns of one account, naming each', () => {
+    const message = validationError(
+      withRoleRule({
+        trustedCreators: [
+          '*',
+          'arn:aws:sts::111122223333:assumed-role/platform-admin/ivan',
+          'arn:aws:iam::*:role/x',
+          42,
+        ],
+        tags: [{ key: 'k', levels: { view: 'AmazonEKSViewPolicy' }, allowWildcardNamespaces: 'yes' }],
+      }),
+    );
+    expect(message.split('\n')).toEqual([
+      'clusters.prod.roleMappings.tags[0].allowWildcardNamespaces: must be true or false; got "yes"',
+      'clusters.prod.roleMappings.trustedCreators[0]: "*" is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
+      'clusters.prod.roleMappings.trustedCreators[1]: "arn:aws:sts::111122223333:assumed-role/platform-admin/ivan" is an STS session ARN; name the IAM role that issues the sessions, e.g. arn:aws:iam::111122223333:role/platform-admin (CloudTrail reports a session by that role)',
+      'clusters.prod.roleMappings.trustedCreators[2]: "arn:aws:iam::*:role/x" is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
+      'clusters.prod.roleMappings.trustedCreators[3]: 42 is not an IAM ARN pattern such as arn:aws:iam::111122223333:role/platform-admin, arn:aws:iam::111122223333:role/pipelines/* or arn:aws:iam::111122223333:user/alice (one account; * after it)',
     ]);
   });
 
@@ -714,5 +762,25 @@ describe('partitions', () => {
       expect(decision).toMatchObject({ allowed: false, reason: { code: 'POLICY_DENIED' } });
       expect(decision.allowed ? '' : decision.reason.message).toMatch(/partition/);
     }
+  });
+});
+
+describe('the rules-only reader (workers, ticket intake, reconciler)', () => {
+  test('reads the rules exactly as the whole-document reader does, and leaves role mappings out', async () => {
+    const raw = await readPolicyDocument(EXAMPLE_POLICY_PATH);
+    const rules = validateRulesPolicy(raw);
+    expect(rules.clusters.dev?.rules).toEqual(policy.clusters.dev?.rules);
+    expect(rules.clusters.prod?.rules).toEqual(policy.clusters.prod?.rules);
+    expect(rules.clusters.dev?.roleMappings).toBeUndefined();
+    expect(Object.isFrozen(rules.clusters.dev?.rules.ticket?.allowedAccounts)).toBe(true);
+  });
+
+  test('still refuses a broken rule, with every problem and its path', () => {
+    const raw = rawPolicy();
+    raw.version = 0;
+    raw.clusters.prod!.rules.ticket!.scopeTypes = ['region'];
+    expect(() => validateRulesPolicy(raw)).toThrow(
+      'version: must be 1; got 0\nclusters.prod.rules.ticket.scopeTypes[0]: "region" is not cluster or namespace',
+    );
   });
 });

@@ -405,3 +405,133 @@ describe('principalRecreated in the AccessRequest contract', () => {
     expect(r.ok ? 'ok' : r.reason.code).toBe('INVALID_TYPE');
   });
 });
+
+describe('trusted creators', () => {
+  /** A sample event as another caller made it. */
+  function as(name: string, identity: Record<string, unknown>, over: Record<string, unknown> = {}) {
+    const e = sample(name) as { detail: Record<string, unknown> };
+    e.detail.userIdentity = identity;
+    Object.assign(e.detail, over);
+    const p = parseRoleEvent(e);
+    if (p.kind === 'ignored') throw new Error(p.why);
+    return p;
+  }
+  const mallory = {
+    type: 'IAMUser',
+    arn: 'arn:aws:iam::111122223333:user/mallory',
+    accountId: '111122223333',
+  };
+
+  test('reads the caller: the session issuer for assumed roles, the ARN for IAM users, nothing for services', () => {
+    expect(parsed('tag-role')).toMatchObject({
+      actor: 'arn:aws:sts::111122223333:assumed-role/platform-admin/ivan',
+      actorType: 'AssumedRole',
+      caller: 'arn:aws:iam::111122223333:role/platform-admin',
+    });
+    expect(as('tag-role', mallory).caller).toBe('arn:aws:iam::111122223333:user/mallory');
+    const service = as('tag-role', { type: 'AWSService', invokedBy: 'cloudformation.amazonaws.com' });
+    expect(service.caller).toBeUndefined();
+    // An AssumedRole whose sessionIssuer is missing names nobody we can trust; its session ARN is not enough.
+    const bare = as('tag-role', {
+      type: 'AssumedRole',
+      arn: 'arn:aws:sts::111122223333:assumed-role/platform-admin/x',
+    });
+    expect(bare.caller).toBeUndefined();
+  });
+
+  test('the sample untrusted CreateRole grants nothing and is rejected UNTRUSTED_ACTOR, naming the caller and the policy path', () => {
+    const plan = planRoleEvent(policy, parsed('create-role-untrusted'), undefined);
+    expect(plan.requests).toEqual([]);
+    expect(plan.rejections).toEqual([
+      {
+        requestId: 'iam-4b9c2e57-0f2a-4a3e-8a3c-7d1e5f6a0b08-dev',
+        clusterName: 'dev',
+        principalArn: 'arn:aws:iam::111122223333:role/mallory-ci',
+        code: 'UNTRUSTED_ACTOR',
+        requestedBy: 'arn:aws:iam::111122223333:user/mallory',
+        message: expect.stringContaining(
+          'by arn:aws:iam::111122223333:user/mallory would grant tag eks-access/dev=edit:team-a team-b on cluster dev, but the caller is not a trusted creator (clusters.dev.roleMappings.trustedCreators: arn:aws:iam::111122223333:role/platform-admin)',
+        ),
+      },
+    ]);
+  });
+
+  test("an untrusted TagRole never grants later under a trusted caller's event", () => {
+    const created = planRoleEvent(policy, parsed('create-role-unmatched'), undefined);
+    const tagged = planRoleEvent(
+      policy,
+      as('tag-role', mallory, {
+        requestParameters: {
+          roleName: 'lambda-image-resizer',
+          tags: [{ key: 'eks-access/dev', value: 'edit:team-a' }],
+        },
+      }),
+      created.record,
+    );
+    expect(tagged.requests).toEqual([]);
+    expect(tagged.rejections.map((r) => r.code)).toEqual(['UNTRUSTED_ACTOR']);
+    // platform-admin tags something unrelated: mallory's tag still grants nothing.
+    const other = as(
+      'tag-role',
+      (sample('tag-role') as { detail: { userIdentity: unknown } }).detail.userIdentity as Record<
+        string,
+        unknown
+      >,
+      {
+        eventID: 'other-event',
+        requestParameters: { roleName: 'lambda-image-resizer', tags: [{ key: 'owner', value: 'team-a' }] },
+      },
+    );
+    const later = planRoleEvent(policy, other, tagged.record);
+    expect(later.requests).toEqual([]);
+    expect(later.rejections).toEqual([]);
+  });
+
+  test('an untrusted UntagRole or DeleteRole still revokes', () => {
+    const { record } = replay('create-role-tagged');
+    const untag = planRoleEvent(policy, as('untag-role', mallory), record);
+    expect(untag.requests.map((r) => r.action)).toEqual(['revoke']);
+    const del = planRoleEvent(policy, as('delete-role', mallory), record);
+    expect(del.requests.every((r) => r.action === 'revoke')).toBe(true);
+    expect(del.requests.length).toBeGreaterThan(0);
+  });
+
+  test('a policy without trustedCreators trusts nobody', async () => {
+    const raw = (await readPolicyDocument(EXAMPLE_POLICY_PATH)) as {
+      clusters: { dev: { roleMappings: Record<string, unknown> } };
+    };
+    delete raw.clusters.dev.roleMappings.trustedCreators;
+    const plan = planRoleEvent(validatePolicy(raw), parsed('create-role-tagged'), undefined);
+    expect(plan.requests).toEqual([]);
+    expect(plan.rejections[0]?.message).toContain('none, so nobody is trusted');
+  });
+
+  test('a tag naming a wildcard namespace is rejected WILDCARD_NAMESPACE unless the mapping allows it', async () => {
+    const wild = as(
+      'tag-role',
+      (sample('tag-role') as { detail: { userIdentity: unknown } }).detail.userIdentity as Record<
+        string,
+        unknown
+      >,
+      {
+        requestParameters: {
+          roleName: 'lambda-image-resizer',
+          tags: [{ key: 'eks-access/dev', value: 'edit:team-*' }],
+        },
+      },
+    );
+    const { record } = replay('create-role-unmatched');
+    const plan = planRoleEvent(policy, wild, record);
+    expect(plan.requests).toEqual([]);
+    expect(plan.rejections).toMatchObject([{ code: 'WILDCARD_NAMESPACE', clusterName: 'dev' }]);
+    expect(plan.rejections[0]?.message).toContain('eks-access/dev=edit:team-*');
+
+    const raw = (await readPolicyDocument(EXAMPLE_POLICY_PATH)) as {
+      clusters: { dev: { roleMappings: { tags: Array<Record<string, unknown>> } } };
+    };
+    (raw.clusters.dev.roleMappings.tags[0] as Record<string, unknown>).allowWildcardNamespaces = true;
+    const allowed = planRoleEvent(validatePolicy(raw), wild, record);
+    expect(allowed.rejections).toEqual([]);
+    expect(allowed.requests[0]?.accessPolicies).toEqual([{ policyArn: EDIT, accessScope: ns('team-*') }]);
+  });
+});

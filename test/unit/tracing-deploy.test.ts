@@ -78,7 +78,7 @@ describe('the OpenTelemetry layer is opt-in and outside the bundles', () => {
     );
   });
 
-  it('refuses an unknown ${otel:...} address', async () => {
+  it('refuses an otel: variable other than otel:layers', async () => {
     const { layers } = plugin({});
     await expect(layers('wrapper')).rejects.toThrow(/use otel:layers/);
   });
