@@ -4,15 +4,20 @@
  */
 import {
   AssociateAccessPolicyCommand,
+  type AssociateAccessPolicyCommandInput,
   CreateAccessEntryCommand,
+  type CreateAccessEntryCommandInput,
   DeleteAccessEntryCommand,
+  type DeleteAccessEntryCommandInput,
   DescribeAccessEntryCommand,
   type DescribeAccessEntryCommandOutput,
   DisassociateAccessPolicyCommand,
+  type DisassociateAccessPolicyCommandInput,
   type EKSClient,
   ListAssociatedAccessPoliciesCommand,
   type ListAssociatedAccessPoliciesCommandOutput,
   UpdateAccessEntryCommand,
+  type UpdateAccessEntryCommandInput,
 } from '@aws-sdk/client-eks';
 import { MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
 import { PermanentError, TransientError } from '../core/errors.js';
@@ -107,59 +112,26 @@ export class EksAdapter {
     change: EksChange,
     signal?: AbortSignal,
   ): Promise<void> {
-    switch (change.op) {
+    const input = callInput(clusterName, principalArn, change);
+    switch (input.operation) {
       case 'CreateAccessEntry':
-        await this.send(
-          change.op,
-          new CreateAccessEntryCommand({
-            clusterName,
-            principalArn,
-            kubernetesGroups: change.kubernetesGroups,
-            ...(change.username !== undefined && { username: change.username }),
-            // The API model gives TagMap "min": 1: an empty map is an invalid request, so send none.
-            ...(Object.keys(change.tags).length > 0 && { tags: change.tags }),
-            type: 'STANDARD',
-          }),
-          signal,
-        );
+        await this.send(input.operation, new CreateAccessEntryCommand(withoutOperation(input)), signal);
         return;
       case 'UpdateAccessEntry':
-        await this.send(
-          change.op,
-          new UpdateAccessEntryCommand({
-            clusterName,
-            principalArn,
-            kubernetesGroups: change.kubernetesGroups,
-            ...(change.username !== undefined && { username: change.username }),
-          }),
-          signal,
-        );
+        await this.send(input.operation, new UpdateAccessEntryCommand(withoutOperation(input)), signal);
         return;
       case 'AssociateAccessPolicy':
-        refuseOversizedScope(change.policyArn, change.accessScope);
-        await this.send(
-          change.op,
-          new AssociateAccessPolicyCommand({
-            clusterName,
-            principalArn,
-            policyArn: change.policyArn,
-            accessScope: change.accessScope,
-          }),
-          signal,
-        );
+        refuseOversizedScope(input.policyArn ?? '', input.accessScope);
+        await this.send(input.operation, new AssociateAccessPolicyCommand(withoutOperation(input)), signal);
         return;
       case 'DisassociateAccessPolicy':
         await this.idempotentRemoval(() =>
-          this.send(
-            change.op,
-            new DisassociateAccessPolicyCommand({ clusterName, principalArn, policyArn: change.policyArn }),
-            signal,
-          ),
+          this.send(input.operation, new DisassociateAccessPolicyCommand(withoutOperation(input)), signal),
         );
         return;
       case 'DeleteAccessEntry':
         await this.idempotentRemoval(() =>
-          this.send(change.op, new DeleteAccessEntryCommand({ clusterName, principalArn }), signal),
+          this.send(input.operation, new DeleteAccessEntryCommand(withoutOperation(input)), signal),
         );
         return;
     }
@@ -191,9 +163,65 @@ export class EksAdapter {
   }
 }
 
+/** One EKS API call exactly as `apply` sends it: the operation name and its request parameters. */
+export type EksCallInput =
+  | ({ operation: 'CreateAccessEntry' } & CreateAccessEntryCommandInput)
+  | ({ operation: 'UpdateAccessEntry' } & UpdateAccessEntryCommandInput)
+  | ({ operation: 'AssociateAccessPolicy' } & AssociateAccessPolicyCommandInput)
+  | ({ operation: 'DisassociateAccessPolicy' } & DisassociateAccessPolicyCommandInput)
+  | ({ operation: 'DeleteAccessEntry' } & DeleteAccessEntryCommandInput);
+
+/**
+ * A planned change → the request `apply` sends for it. Pure, so the operator CLI's dry run (`plan`) shows
+ * the very parameters the worker would send.
+ */
+export function callInput(clusterName: string, principalArn: string, change: EksChange): EksCallInput {
+  switch (change.op) {
+    case 'CreateAccessEntry':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        kubernetesGroups: change.kubernetesGroups,
+        ...(change.username !== undefined && { username: change.username }),
+        // The API model gives TagMap "min": 1: an empty map is an invalid request, so send none.
+        ...(Object.keys(change.tags).length > 0 && { tags: change.tags }),
+        type: 'STANDARD',
+      };
+    case 'UpdateAccessEntry':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        kubernetesGroups: change.kubernetesGroups,
+        ...(change.username !== undefined && { username: change.username }),
+      };
+    case 'AssociateAccessPolicy':
+      return {
+        operation: change.op,
+        clusterName,
+        principalArn,
+        policyArn: change.policyArn,
+        accessScope: change.accessScope,
+      };
+    case 'DisassociateAccessPolicy':
+      return { operation: change.op, clusterName, principalArn, policyArn: change.policyArn };
+    case 'DeleteAccessEntry':
+      return { operation: change.op, clusterName, principalArn };
+  }
+}
+
+function withoutOperation<T extends { operation: string }>(input: T): Omit<T, 'operation'> {
+  const { operation: _operation, ...rest } = input;
+  return rest;
+}
+
 /** Never send EKS more namespaces per scope than the system's ceiling (core/eks-limits.ts). */
-function refuseOversizedScope(policyArn: string, scope: AccessScope): void {
-  const count = scope.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
+function refuseOversizedScope(
+  policyArn: string,
+  scope: { type?: string; namespaces?: string[] } | undefined,
+): void {
+  const count = scope?.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
   if (count > MAX_NAMESPACES_PER_SCOPE) {
     throw new PermanentError(
       'SCOPE_TOO_MANY_NAMESPACES',

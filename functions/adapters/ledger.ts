@@ -8,14 +8,17 @@
  *   sk `G#<grantId>`   one grant; `version` guards concurrent updates
  * Sparse index `active-by-expiry` holds only active, time-boxed grants, for the reconciler.
  * Index `principals-by-cluster` holds only BASELINE items: the principals we manage.
+ * One more item, pk `RECONCILER` sk `LAST_RUN`: the reconciler's last report, for `status`.
  */
 import {
   type AttributeValue,
   type CreateTableCommandInput,
   type DynamoDBClient,
+  GetItemCommand,
   PutItemCommand,
   QueryCommand,
   type QueryCommandInput,
+  ScanCommand,
 } from '@aws-sdk/client-dynamodb';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { Baseline, Grant, PrincipalRecord } from '../core/ledger.js';
@@ -59,6 +62,16 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
       },
     ],
   };
+}
+
+const RECONCILER_PK = 'RECONCILER';
+
+/** What the reconciler records about its last run. */
+export interface ReconcileRun {
+  /** When the run started (ISO-8601). */
+  at: string;
+  finishedAt: string;
+  report: Record<string, number | boolean>;
 }
 
 export interface ExpiredGrantRef {
@@ -185,6 +198,77 @@ export class LedgerAdapter {
       ExpressionAttributeValues: { ':c': { S: clusterName } },
     });
     return items.flatMap((item) => (item.managedPrincipal?.S ? [item.managedPrincipal.S] : []));
+  }
+
+  /**
+   * Every principal record (optionally of one cluster), for operator listings. A Scan: the ledger holds
+   * one item per grant and principal, and an operator asking across clusters has no better key.
+   */
+  async scanRecords(clusterName?: string): Promise<PrincipalRecord[]> {
+    const byPk = new Map<string, PrincipalRecord>();
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: 'begins_with(pk, :p)',
+            ExpressionAttributeValues: {
+              ':p': { S: clusterName === undefined ? 'P#' : `P#${clusterName}#` },
+            },
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const pk = item.pk?.S ?? '';
+        // Cluster names cannot contain `#` (EKS: [A-Za-z0-9_-]), so the first `#` after `P#` ends it.
+        const rest = pk.slice(2);
+        const cut = rest.indexOf('#');
+        if (cut < 1) continue;
+        let record = byPk.get(pk);
+        if (!record) {
+          record = { clusterName: rest.slice(0, cut), principalArn: rest.slice(cut + 1), grants: [] };
+          byPk.set(pk, record);
+        }
+        const doc = JSON.parse(item.doc?.S ?? '{}');
+        if (item.sk?.S === 'BASELINE') record.baseline = doc as Baseline;
+        else if (item.sk?.S?.startsWith('G#')) record.grants.push(doc as Grant);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    const records = [...byPk.values()];
+    for (const r of records) {
+      r.grants.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.grantId.localeCompare(b.grantId));
+    }
+    return records.sort(
+      (a, b) => a.clusterName.localeCompare(b.clusterName) || a.principalArn.localeCompare(b.principalArn),
+    );
+  }
+
+  /** The reconciler's last run, overwritten each time; read by the operator CLI's `status`. */
+  async recordReconcileRun(run: ReconcileRun): Promise<void> {
+    await this.call(() =>
+      this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: { pk: { S: RECONCILER_PK }, sk: { S: 'LAST_RUN' }, doc: { S: JSON.stringify(run) } },
+        }),
+      ),
+    );
+  }
+
+  async lastReconcileRun(): Promise<ReconcileRun | undefined> {
+    const out = await this.call(() =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: RECONCILER_PK }, sk: { S: 'LAST_RUN' } },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return out.Item?.doc?.S ? (JSON.parse(out.Item.doc.S) as ReconcileRun) : undefined;
   }
 
   /** Every item of a query, page after page. */

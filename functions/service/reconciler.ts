@@ -98,6 +98,16 @@ export async function reconcile(deps: ReconcilerDeps): Promise<ReconcileReport> 
       }
     });
   }
+  // Best effort: `status` shows when the safety net last ran; a failed write must not fail the run.
+  try {
+    await deps.ledger.recordReconcileRun({
+      at: now.toISOString(),
+      finishedAt: new Date().toISOString(),
+      report: { ...report },
+    });
+  } catch (err) {
+    deps.logger.warn('could not record the reconcile run', { error: (err as Error).message });
+  }
   return report;
 }
 

@@ -131,21 +131,24 @@ async function main(): Promise<void> {
   const http = await serveHttpApi(ticketIntake);
 
   if (serve) {
-    process.stdout.write(
-      `${JSON.stringify({
-        region: aws.env.AWS_REGION,
-        eksEndpoint: eks.endpoint,
-        sqsEndpoint: aws.endpoints.sqs,
-        dynamodbEndpoint: aws.endpoints.dynamodb,
-        schedulerEndpoint: aws.endpoints.scheduler,
-        eventBridgeEndpoint: aws.endpoints.eventbridge,
-        httpEndpoint: http.endpoint,
-        requestQueueUrl: aws.queueUrl,
-        dlqUrl: aws.dlqUrl,
-        auditLog,
-        signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
-      })}\n`,
-    );
+    const serveInfo = {
+      region: aws.env.AWS_REGION,
+      eksEndpoint: eks.endpoint,
+      sqsEndpoint: aws.endpoints.sqs,
+      dynamodbEndpoint: aws.endpoints.dynamodb,
+      schedulerEndpoint: aws.endpoints.scheduler,
+      eventBridgeEndpoint: aws.endpoints.eventbridge,
+      httpEndpoint: http.endpoint,
+      requestQueueUrl: aws.queueUrl,
+      dlqUrl: aws.dlqUrl,
+      auditLog,
+      signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
+      ledgerTable: 'grants',
+      policyPath,
+    };
+    // The same JSON for the operator CLI (`eks-access-grants --local`) to find the stack.
+    writeFileSync(join(STATE_DIR, 'serve.json'), `${JSON.stringify(serveInfo, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(serveInfo)}\n`);
   }
   const runner = createSqsRunner({
     sqs: aws.sqs,

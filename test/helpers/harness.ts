@@ -48,6 +48,8 @@ export interface HarnessOptions {
   now?: () => Date;
   scheduler?: ExpiryScheduler;
   retryBaseSeconds?: number;
+  /** JSON-lines file the EventBridge emulator appends every audit record to, as local mode does. */
+  auditLogFile?: string;
   /** The emulated EKS account (node entry types need a role of the cluster's account). */
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
@@ -63,6 +65,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
     ...(opts.eksAccountId !== undefined && { accountId: opts.eksAccountId }),
   });
   const aws = await startLocalAws({
+    ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
     maxReceiveCount,

@@ -2,12 +2,16 @@
 // would deploy: queue wiring, the ledger table, least-privilege IAM (with a small policy evaluator),
 // alarms, runtimes, and that each artifact loads as Lambda would load it.
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, inflateRawSync } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
+import { decide } from '../../functions/core/policy.js';
+import { validateAccessRequest } from '../../functions/core/request.js';
+import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import type { ArtifactReport } from '../../infra/scripts/build.js';
 import { packageService } from '../../infra/scripts/package.js';
 
@@ -608,7 +612,18 @@ describe('IAM', () => {
     }
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
-    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger)).toBe(false);
+    // Its one write: the record of its last run (for the operator CLI's status), and nothing else.
+    const grantKey = { 'dynamodb:LeadingKeys': ['P#dev#arn:aws:iam::111122223333:role/x'] };
+    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, grantKey)).toBe(false);
+    expect(
+      allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+    ).toBe(true);
+    for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
+      expect(
+        allowed('ReconcilerRole', action, ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
+        action,
+      ).toBe(false);
+    }
   });
 });
 
@@ -941,6 +956,100 @@ describe('IAM compiled from the guardrail policy (the sample policy)', () => {
     // Someone's pre-existing Admin: no rule grants it, so neither worker may remove it.
     expect(disassociate(WORKERS.grantWorker, 'dev', ADMIN)).toBe(false);
     expect(disassociate(WORKERS.breakGlassWorker, 'prod', ADMIN)).toBe(false);
+  });
+
+  it('allows every EKS write the guardrail policy allows for the sample requests, through the worker of their queue', async () => {
+    const policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
+    const dir = new URL('../../events/requests/', import.meta.url);
+    let checked = 0;
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json')).sort()) {
+      const parsed = validateAccessRequest(JSON.parse(await readFile(new URL(file, dir), 'utf8')));
+      if (!parsed.ok || parsed.request.action !== 'grant') continue;
+      const request = parsed.request;
+      if (!decide(policy, request, new Date()).allowed) continue;
+      const worker = request.source === 'break-glass' ? WORKERS.breakGlassWorker : WORKERS.grantWorker;
+      for (const { policyArn, accessScope } of request.accessPolicies ?? []) {
+        const context: Context = {
+          'eks:policyArn': policyArn,
+          'eks:accessScope': accessScope.type,
+          ...(accessScope.namespaces && { 'eks:namespaces': accessScope.namespaces }),
+        };
+        expect(associate(worker, request.clusterName, context), `${file} ${policyArn}`).toBe(true);
+        checked += 1;
+      }
+      const groups = { 'eks:kubernetesGroups': request.kubernetesGroups ?? [] };
+      expect(allowed(worker, 'eks:CreateAccessEntry', clusterArn(request.clusterName), groups), file).toBe(
+        true,
+      );
+    }
+    // dev edit and view, prod view, both break-glass samples.
+    expect(checked).toBeGreaterThanOrEqual(5);
+  });
+
+  it('never refuses in IAM what the guardrail policy allows (generated requests)', async () => {
+    const policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
+    const name = (n: string) => `arn:aws:eks::aws:cluster-access-policy/AmazonEKS${n}Policy`;
+    let allowedByPolicy = 0;
+    fc.assert(
+      fc.property(
+        fc.record({
+          source: fc.constantFrom('ticket', 'iam-role-created', 'break-glass', 'operator'),
+          clusterName: fc.constantFrom('dev', 'prod'),
+          policy: fc.constantFrom('View', 'View', 'Edit', 'Admin', 'ClusterAdmin'),
+          cluster: fc.constantFrom(false, false, true),
+          namespaces: fc.uniqueArray(
+            fc.constantFrom('team-a', 'team-b', 'team-a-*', 'team-*', 'kube-system'),
+            {
+              minLength: 1,
+              maxLength: 3,
+            },
+          ),
+          groups: fc.uniqueArray(fc.constantFrom('team-a-readers', 'team-b-readers', 'admins'), {
+            maxLength: 2,
+          }),
+        }),
+        (g) => {
+          const parsed = validateAccessRequest({
+            schemaVersion: 1,
+            requestId: 'gen-1',
+            action: 'grant',
+            source: g.source,
+            clusterName: g.clusterName,
+            principalArn: 'arn:aws:iam::111122223333:role/team-a-dev',
+            accessPolicies: [
+              {
+                policyArn: name(g.policy),
+                accessScope: g.cluster
+                  ? { type: 'cluster' }
+                  : { type: 'namespace', namespaces: g.namespaces },
+              },
+            ],
+            ...(g.groups.length > 0 && { kubernetesGroups: g.groups }),
+            duration: 'PT1H',
+            requestedBy: 'alice@example.com',
+            approvedBy: ['bob@example.com'],
+            reason: 'generated',
+            incidentId: 'INC-1',
+            ticket: 'OPS-1',
+          });
+          if (!parsed.ok || !decide(policy, parsed.request, new Date()).allowed) return;
+          allowedByPolicy += 1;
+          const worker = g.source === 'break-glass' ? WORKERS.breakGlassWorker : WORKERS.grantWorker;
+          const context: Context = g.cluster
+            ? { 'eks:policyArn': name(g.policy), 'eks:accessScope': 'cluster' }
+            : inNamespaces(name(g.policy), ...g.namespaces);
+          expect(associate(worker, g.clusterName, context)).toBe(true);
+          expect(
+            allowed(worker, 'eks:CreateAccessEntry', clusterArn(g.clusterName), {
+              'eks:kubernetesGroups': g.groups,
+            }),
+          ).toBe(true);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+    // The generator must reach the rules, or the property says nothing.
+    expect(allowedByPolicy).toBeGreaterThan(25);
   });
 
   /**

@@ -1,0 +1,91 @@
+/**
+ * Sending an operator request and waiting for its outcome: shared by revoke and extend.
+ * The request goes to the queue of the worker that owns the grant (break-glass grants to the
+ * break-glass queue), sent with the operator identity, so the sender binding (C1) sees OperatorRole.
+ */
+import { randomUUID } from 'node:crypto';
+import { QueueAdapter } from '../../functions/adapters/queue.js';
+import type { AuditRecord } from '../../functions/core/audit.js';
+import { validateAccessRequest } from '../../functions/core/request.js';
+import type { AccessRequest } from '../../functions/core/types.js';
+import { waitForTerminal } from './audit-source.js';
+import { auditTable } from './commands/audit.js';
+import type { Context } from './context.js';
+import { optStr } from './context.js';
+import { CliError } from './errors.js';
+import type { CommandResult } from './output.js';
+
+export const WAIT_FLAGS = {
+  'no-wait': { type: 'boolean', help: 'return once the request is queued' },
+  timeout: { type: 'string', arg: 'SECONDS', help: 'how long to wait for the outcome (default 120)' },
+} as const;
+
+export function operatorRequestId(action: string): string {
+  return `operator-${action}-${randomUUID()}`;
+}
+
+export async function sendAndWait(
+  ctx: Context,
+  fields: Omit<AccessRequest, 'schemaVersion' | 'requestId' | 'source' | 'requestedBy'> & {
+    requestId: string;
+  },
+): Promise<CommandResult> {
+  const timeoutText = optStr(ctx, 'timeout') ?? '120';
+  const timeout = Number(timeoutText);
+  if (!/^\d+$/.test(timeoutText) || timeout < 1 || timeout > 3600) {
+    throw new CliError(
+      `--timeout ${JSON.stringify(timeoutText)} must be a whole number of seconds from 1 to 3600`,
+    );
+  }
+  const draft: AccessRequest = {
+    schemaVersion: 1,
+    source: 'operator',
+    requestedBy: await ctx.target.operatorName(),
+    ...fields,
+  };
+  // The worker validates again; checking here turns a typo into an answer now instead of an audit record later.
+  const checked = validateAccessRequest(draft);
+  if (!checked.ok) {
+    return {
+      json: { outcome: 'rejected', requestId: draft.requestId, reason: checked.reason },
+      text: `REFUSED ${checked.reason.code}: ${checked.reason.message}`,
+      exit: 2,
+    };
+  }
+  const request = checked.request;
+  const record = await ctx.clients.ledger().load(request.clusterName, request.principalArn);
+  const grant = record.grants.find((g) => g.grantId === request.grantId);
+  const worker = grant?.source === 'break-glass' ? 'break-glass' : 'requests';
+  const queue =
+    ctx.target.queues.find((q) => !q.dlq && q.worker === worker) ??
+    ctx.target.queues.find((q) => !q.dlq && q.worker === 'requests');
+  if (!queue) throw new CliError('no request queue is known for this target');
+  await new QueueAdapter(await ctx.clients.operatorSqs()).enqueue(queue.url, request);
+  if (ctx.flags['no-wait']) {
+    return {
+      json: { requestId: request.requestId, queue: queue.name, queued: true },
+      text: `queued ${request.requestId} on ${queue.name}; follow it with: audit --principal ${request.principalArn}`,
+      exit: 0,
+    };
+  }
+  ctx.progress(`queued ${request.requestId} on ${queue.name}; waiting for its outcome…`);
+  const audit = await waitForTerminal(
+    ctx.target,
+    () => ctx.clients.logs(),
+    request.requestId,
+    timeout * 1000,
+    () => ctx.now(),
+  );
+  if (!audit) {
+    throw new CliError(
+      `no outcome for ${request.requestId} within ${timeout} s; it is still queued or in progress: see status and audit --principal ${request.principalArn}`,
+    );
+  }
+  return { json: audit, text: auditTable([audit]), exit: exitFor(audit) };
+}
+
+export function exitFor(audit: AuditRecord): 0 | 1 | 2 {
+  if (audit.outcome === 'rejected') return 2;
+  if (audit.outcome === 'failed') return 1;
+  return 0;
+}
