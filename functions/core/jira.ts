@@ -3,10 +3,15 @@
  * custom fields `customfield_<n>`, so nothing here can be hard-wired). The candidate is then validated like
  * any other request; this module only reads the webhook.
  *
- * A webhook counts as an approval when its changelog moves `status` to one of `approvedStatuses`, or, for
- * payloads without a changelog (a Jira Automation "send web request" with the issue), when the issue's
- * current status is one of them. Anything else is reported as JIRA_NOT_APPROVED, which the intake answers
- * with 200 and ignores, since Jira sends every issue update to a webhook.
+ * Only the delivery of a status transition is an approval: its changelog moves `status` into one of
+ * `approvedStatuses`, and the approver is the user who made that transition (the webhook's `user`), as
+ * `jira:<accountId>` (core/identity.ts). Approvers never come from an issue field, which the requester
+ * can edit; a mapping with `fields.approvedBy` is refused at cold start. The request id is derived from
+ * the issue key and the changelog id, so a redelivery is a replay, and a later edit of the issue (a new
+ * changelog without a status move) is not an approval: editing fields after approval grants nothing.
+ * Any other delivery (no changelog, an update that does not move the status into an approved one) is
+ * JIRA_NOT_APPROVED. The requester is the user in `fields.requestedBy` (default: the reporter), also as
+ * `jira:<accountId>`, so self-approval compares account ids.
  *
  * Mapping (JSON, from JIRA_FIELD_MAPPING):
  *   {
@@ -18,8 +23,7 @@
  *       "namespaces": "customfield_10204",      optional; absent or empty → cluster scope
  *       "kubernetesGroups": "labels",           optional
  *       "duration": "customfield_10205",        optional, ISO-8601 (PT8H)
- *       "requestedBy": "reporter",              optional, default "reporter"
- *       "approvedBy": "customfield_10206",      optional, default: the user who made the transition
+ *       "requestedBy": "reporter",              optional, default "reporter"; must hold a Jira user
  *       "reason": "summary"                     optional, default "summary"
  *     },
  *     "accessLevels": { "View": "AmazonEKSViewPolicy", "Edit": "AmazonEKSEditPolicy" }
@@ -28,6 +32,7 @@
 
 import { ACCESS_POLICY_NAMES } from './access-policies.js';
 import { ConfigError } from './errors.js';
+import { jiraIdentity } from './identity.js';
 import { isPlainObject, own, truncate } from './schema.js';
 import type { Reason } from './types.js';
 
@@ -42,14 +47,7 @@ export const JIRA_REASON_CODES = [
 export type JiraReasonCode = (typeof JIRA_REASON_CODES)[number];
 
 const REQUIRED_FIELDS = ['clusterName', 'principalArn', 'accessLevel'] as const;
-const OPTIONAL_FIELDS = [
-  'namespaces',
-  'kubernetesGroups',
-  'duration',
-  'requestedBy',
-  'approvedBy',
-  'reason',
-] as const;
+const OPTIONAL_FIELDS = ['namespaces', 'kubernetesGroups', 'duration', 'requestedBy', 'reason'] as const;
 type MappedField = (typeof REQUIRED_FIELDS)[number] | (typeof OPTIONAL_FIELDS)[number];
 
 export interface JiraFieldMapping {
@@ -69,6 +67,8 @@ export type JiraResult =
 const FIELD_REF = /^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$/;
 const ISSUE_KEY = /^[A-Z][A-Z0-9_]*-[0-9]+$/;
 const ID = /^[A-Za-z0-9._:-]+$/;
+/** Atlassian account ids: 24 hex digits, or `<n>:<uuid>`. */
+const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9:-]{0,127}$/;
 
 // ---------------------------------------------------------------------------------------------------------
 // mapping
@@ -101,7 +101,13 @@ export function validateJiraMapping(raw: unknown, origin = 'JIRA_FIELD_MAPPING')
     );
   } else {
     for (const [name, ref] of Object.entries(rawFields)) {
-      if (
+      if (name === 'approvedBy') {
+        problems.push(
+          'fields.approvedBy: approvers come only from the user who moved the issue into an approved status ' +
+            "(the webhook's user); an issue field can be edited by the requester, so it cannot name approvers. " +
+            'Remove fields.approvedBy.',
+        );
+      } else if (
         !(REQUIRED_FIELDS as readonly string[]).includes(name) &&
         !(OPTIONAL_FIELDS as readonly string[]).includes(name)
       ) {
@@ -165,13 +171,17 @@ export function jiraToAccessRequest(payload: unknown, mapping: JiraFieldMapping)
   const fields = own(issue, 'fields');
   if (!isPlainObject(fields)) return invalid(`issue ${key} has no "fields" object`);
 
-  const approval = approvalOf(payload, fields, mapping);
+  const approval = approvalOf(payload, mapping);
   if (!approval.ok) return approval;
   const requestId = requestIdOf(payload, key);
   if (requestId === undefined) {
     return invalid(
-      'it has neither "changelog.id" nor "timestamp", so repeated deliveries could not be told apart',
+      'its changelog has no usable "id" (1–80 of A-Z a-z 0-9 . _ : -), so a redelivery could not be told from a new approval',
     );
+  }
+  const approver = accountOf(own(payload, 'user'));
+  if (approver === undefined) {
+    return invalid('it names no "user" with an accountId, so nobody can be said to have approved it');
   }
 
   const candidate: Record<string, unknown> = {
@@ -209,21 +219,26 @@ export function jiraToAccessRequest(payload: unknown, mapping: JiraFieldMapping)
   if (!groups.ok) return groups;
   if (groups.value.length > 0) candidate.kubernetesGroups = groups.value;
 
-  for (const name of ['duration', 'requestedBy', 'reason'] as const) {
+  for (const name of ['duration', 'reason'] as const) {
     if (mapping.fields[name] === undefined) continue;
     const value = scalar(fields, mapping, name, key, true);
     if (!value.ok) return value;
     if (value.value !== '') candidate[name] = name === 'reason' ? truncate(value.value, 1000) : value.value;
   }
-  if (mapping.fields.approvedBy !== undefined) {
-    const approvers = list(fields, mapping, 'approvedBy', key);
-    if (!approvers.ok) return approvers;
-    if (approvers.value.length > 0) candidate.approvedBy = approvers.value;
-  } else {
-    // Whoever moved the issue to an approved status approved it.
-    const who = text(own(payload, 'user'));
-    if (who.ok && who.value !== '') candidate.approvedBy = [who.value];
+  const requesterRef = mapping.fields.requestedBy ?? 'reporter';
+  const requesterValue = read(fields, requesterRef);
+  if (requesterValue !== undefined && requesterValue !== null) {
+    const requester = accountOf(requesterValue);
+    if (requester === undefined) {
+      return unmapped(
+        `${key}: Jira field ${requesterRef} (requestedBy) holds no Jira user with an accountId; map requestedBy to a ` +
+          'user field (reporter, creator or a user picker), so self-approval compares Jira account ids',
+      );
+    }
+    candidate.requestedBy = requester;
   }
+  // Whoever moved the issue into an approved status approved it; nothing else can say so.
+  candidate.approvedBy = [approver];
   candidate.ticket = key;
   return { ok: true, candidate };
 }
@@ -239,47 +254,45 @@ export function explainForJira(reason: Reason, mapping: JiraFieldMapping): Reaso
   return reason;
 }
 
-function approvalOf(
-  payload: Record<string, unknown>,
-  fields: Record<string, unknown>,
-  mapping: JiraFieldMapping,
-): { ok: true } | JiraResult {
-  const approved = (s: unknown) =>
-    typeof s === 'string' && mapping.approvedStatuses.includes(s.trim().toLowerCase());
+function approvalOf(payload: Record<string, unknown>, mapping: JiraFieldMapping): { ok: true } | JiraResult {
+  const approved = (v: unknown) =>
+    typeof v === 'string' && mapping.approvedStatuses.includes(v.trim().toLowerCase());
   const changelog = own(payload, 'changelog');
   const items = isPlainObject(changelog) ? own(changelog, 'items') : undefined;
-  if (Array.isArray(items)) {
-    const status = items.find(
-      (i) =>
-        isPlainObject(i) && String(own(i, 'fieldId') ?? own(i, 'field') ?? '').toLowerCase() === 'status',
-    ) as Record<string, unknown> | undefined;
-    if (status && approved(own(status, 'toString'))) return { ok: true };
+  if (!Array.isArray(items)) {
+    // A Jira Automation web request, or a webhook for another event: it says what the issue is, not that
+    // someone approved it now, so it could repeat an old approval for an issue edited since.
     return notApproved(
-      status
-        ? `the status changed to ${JSON.stringify(own(status, 'toString'))}, not to ${mapping.approvedStatuses.join(' or ')}`
-        : 'the update did not change the status',
+      `the delivery has no changelog; only the webhook of a status transition into ${mapping.approvedStatuses.join(' or ')} is an approval`,
     );
   }
-  const current = own(fields, 'status');
-  const name = isPlainObject(current) ? own(current, 'name') : current;
-  if (approved(name)) return { ok: true };
+  const status = items.find(
+    (i) => isPlainObject(i) && String(own(i, 'fieldId') ?? own(i, 'field') ?? '').toLowerCase() === 'status',
+  ) as Record<string, unknown> | undefined;
+  if (status && approved(own(status, 'toString')) && !approved(own(status, 'fromString')))
+    return { ok: true };
   return notApproved(
-    `the issue's status is ${JSON.stringify(name ?? null)}, not ${mapping.approvedStatuses.join(' or ')}`,
+    status
+      ? `the status changed from ${JSON.stringify(own(status, 'fromString') ?? null)} to ${JSON.stringify(own(status, 'toString') ?? null)}, not into ${mapping.approvedStatuses.join(' or ')}`
+      : 'the update did not change the status (editing an approved issue approves nothing)',
   );
 }
 
+/** One id per transition: a redelivered webhook is a replay, a later re-approval a new request. */
 function requestIdOf(payload: Record<string, unknown>, key: string): string | undefined {
   const changelog = own(payload, 'changelog');
   const changeId = isPlainObject(changelog) ? own(changelog, 'id') : undefined;
-  const suffix =
-    typeof changeId === 'string' || typeof changeId === 'number'
-      ? String(changeId)
-      : typeof own(payload, 'timestamp') === 'number'
-        ? `t${own(payload, 'timestamp')}`
-        : undefined;
-  if (suffix === undefined || !ID.test(suffix)) return undefined;
-  // One id per transition: a redelivered webhook is a replay, a later re-approval a new request.
-  return `jira-${key}-${suffix}`.slice(0, 128);
+  const suffix = typeof changeId === 'string' || typeof changeId === 'number' ? String(changeId) : undefined;
+  if (suffix === undefined || suffix.length > 80 || !ID.test(suffix)) return undefined;
+  return `jira-${key}-${suffix}`;
+}
+
+/** A Jira user object's canonical identity, `jira:<accountId>`. */
+function accountOf(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return undefined;
+  const id = own(value, 'accountId');
+  if (typeof id !== 'string' || !ACCOUNT_ID.test(id.trim())) return undefined;
+  return jiraIdentity(id);
 }
 
 type Got<T> = { ok: true; value: T } | { ok: false; reason: Reason & { code: JiraReasonCode } };

@@ -6,6 +6,7 @@
  * repo, JSON in the Lambda bundle) into a normalized, frozen object once per cold
  * start; `decide` is a pure function of (policy, request, now) run per request.
  */
+import { canonicalIdentity } from './identity.js';
 import type { GrantingSource } from './policy-schema.js';
 import { validateGuardrailPolicy } from './role-mapping-schema.js';
 import type { AccessRequest, Reason, ScopeType } from './types.js';
@@ -308,7 +309,7 @@ function checkApprovals(approvals: ApprovalRule, path: string, request: AccessRe
   if (!allowSelfApproval && requester === '') {
     return deny(path, `requestedBy is required to tell approvers from the requester; ${got}`);
   }
-  // Compared case-insensitively and trimmed, so `Alice@Example.com ` cannot approve alice's own request.
+  // Canonical identities (core/identity.ts): `Alice@Example.com ` cannot approve alice@example.com's request.
   const approvers = new Set((request.approvedBy ?? []).map(identity).filter((a) => a !== ''));
   if (!allowSelfApproval) approvers.delete(requester);
   if (approvers.size >= required) return undefined;
@@ -328,8 +329,9 @@ function carriesAccess(request: AccessRequest): boolean {
   );
 }
 
+/** Defence in depth: the contract admits canonical identities only, but compare canonical forms anyway. */
 function identity(who: string | undefined): string {
-  return (who ?? '').trim().toLowerCase();
+  return canonicalIdentity(who ?? '');
 }
 
 function deny(path: string, message: string): Decision {

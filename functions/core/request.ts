@@ -8,6 +8,7 @@
  * than as unknown fields) → unknown fields → missing required fields → each field in the
  * order of the FIELDS table → cross-field and action-specific rules.
  */
+import { IDENTITY_CHARSET, IDENTITY_EXPECTED, IDENTITY_PATTERN, identityProblem } from './identity.js';
 import {
   type ArraySpec,
   caseInsensitivePrefixPattern,
@@ -76,6 +77,7 @@ export const REQUEST_REASON_CODES = [
   'REASON_REQUIRED',
   'DURATION_REQUIRED',
   'GRANT_ID_REQUIRED',
+  'INVALID_IDENTITY',
 ] as const;
 export type RequestReasonCode = (typeof REQUEST_REASON_CODES)[number];
 
@@ -134,7 +136,6 @@ const NAMESPACE_PATTERN = String.raw`^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?|[a-z0-9
  * an audit line read differently from what it holds).
  */
 const INVISIBLE = String.raw`\u007F-\u009F\u200B-\u200F\u2028-\u202E\u2060-\u2069\uFEFF`;
-const PRINTABLE_CHAR = String.raw`[^\u0000-\u001F${INVISIBLE}]`;
 /** The same, but tabs and line breaks are fine in a multi-line reason. */
 const TEXT_CHAR = String.raw`[^\u0000-\u0008\u000B\u000C\u000E-\u001F${INVISIBLE}]`;
 
@@ -382,15 +383,27 @@ const reference = (description: string): StringSpec => ({
   charset: REF_CHARSET,
 });
 
+/**
+ * requestedBy and approvedBy: one canonical identity per person (functions/core/identity.ts), so aliases
+ * cannot count twice and self-approval compares like with like.
+ */
 const person: StringSpec = {
   kind: 'string',
-  code: 'INVALID_FIELD',
-  expected:
-    '1–256 printable characters (no control, line-separator, zero-width or bidi characters), e.g. an email',
+  code: 'INVALID_IDENTITY',
+  expected: IDENTITY_EXPECTED,
   minLength: 1,
-  maxLength: 256,
-  pattern: `^${PRINTABLE_CHAR}+$`,
-  charset: PRINTABLE_CHAR,
+  maxLength: 1100,
+  pattern: IDENTITY_PATTERN,
+  charset: IDENTITY_CHARSET,
+  forbidden: [
+    {
+      // What identityProblem can name precisely: case or space to fix, a +tag alias, a bare name.
+      pattern: String.raw`^(?:\s.*|.*\s|(?=[^:]*@)[^:]*[A-Z][^:]*|[^@:]*\+[^@:]*@.*|[^@:]+|[Jj][Ii][Rr][Aa]:.*[A-Z].*|(?!jira:)[Jj][Ii][Rr][Aa]:.*)$`,
+      code: 'INVALID_IDENTITY',
+      message: (path, value) =>
+        `"${path}" ${show(value)} ${identityProblem(value)}. Expected ${IDENTITY_EXPECTED}.`,
+    },
+  ],
 };
 
 const duration: StringSpec = {
@@ -520,15 +533,20 @@ const FIELDS = [
   },
   { name: 'duration', required: false, spec: duration },
   { name: 'expiresAt', required: false, spec: expiresAt },
-  { name: 'requestedBy', required: false, spec: { ...person, description: 'Who asked for the access.' } },
+  {
+    name: 'requestedBy',
+    required: false,
+    spec: { ...person, description: 'Who asked for the access, as a canonical identity.' },
+  },
   {
     name: 'approvedBy',
     required: false,
     spec: {
       kind: 'array',
       code: 'INVALID_FIELD',
-      description: 'Who approved the request; self-approval rules come from the guardrail policy.',
-      expected: 'an array of at most 10 distinct approvers, each 1–256 printable characters',
+      description:
+        'Who approved the request, as canonical identities; self-approval rules come from the guardrail policy.',
+      expected: 'an array of at most 10 distinct approvers, each a canonical identity',
       maxItems: 10,
       unique: true,
       items: person,

@@ -12,7 +12,7 @@
  *
  * Order of checks, cheapest and least revealing first: route → size (413) → signature (401, generic body,
  * detail only in the log) → adapter (400 UNKNOWN_ADAPTER) → JSON → payload → contract → policy (400 with
- * the reason code) → replay (409 REPLAYED) → enqueue (202 {requestId}). Nothing is enqueued on any
+ * the reason code) → replay (409 REPLAYED; 200 for Jira, which retries a 409) → enqueue (202 {requestId}). Nothing is enqueued on any
  * rejection, and every outcome is logged as one audit-style line (`intake decision`).
  *
  * Kept apart from the Lambda entry (functions/ticket-intake.ts) so tests and local mode build it with
@@ -32,6 +32,7 @@ import {
 } from '../adapters/secrets.js';
 import { type Env, integer, required } from '../config.js';
 import { AppError, ConfigError, isRetryable } from '../core/errors.js';
+import { canonicalIdentities, canonicalIdentity } from '../core/identity.js';
 import {
   explainForJira,
   type JiraFieldMapping,
@@ -275,9 +276,11 @@ export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHa
       if (!decision.allowed) throw reject(decision.reason.code, decision.reason.message);
 
       if (!(await replay.claim(request.requestId))) {
+        // Jira Cloud retries a 409 (it retries 408, 409, 425, 429 and 5xx), and its redeliveries are exactly
+        // what this catches: answer them 200, so one approval is not delivered again and again.
         throw new Reply(
-          409,
-          'rejected',
+          format === 'jira' ? 200 : 409,
+          format === 'jira' ? 'ignored' : 'rejected',
           'REPLAYED',
           error(
             'REPLAYED',
@@ -375,16 +378,31 @@ function toCandidate(
   if (format === 'jira' && jiraMapping) {
     const result = jiraToAccessRequest(value, jiraMapping);
     if (result.ok) return checkSource(result.candidate, route);
-    if (result.reason.code === 'JIRA_NOT_APPROVED') {
-      // Jira posts every issue update to a webhook; one that is not an approval is not an error.
-      throw new Reply(200, 'ignored', result.reason.code, { ignored: result.reason });
-    }
+    // A delivery that is not an approval (JIRA_NOT_APPROVED included) is a coded 400: Jira Cloud retries
+    // only 408, 409, 425, 429, 5xx and failed connections, so a 400 is answered once and not repeated.
     throw reject(result.reason.code, result.reason.message);
   }
   if (!isPlainObject(value)) return value;
+  const canonical = canonicalPeople(value);
   // The route says what the source is; a body may repeat it, but not contradict it.
-  if (!Object.hasOwn(value, 'source')) return { ...value, source: route.source };
-  return checkSource(value, route);
+  if (!Object.hasOwn(canonical, 'source')) return { ...canonical, source: route.source };
+  return checkSource(canonical, route);
+}
+
+/**
+ * requestedBy and approvedBy in canonical form (core/identity.ts): case and surrounding space fixed, and
+ * approvers that are the same person once canonical collapse into one. What cannot be made canonical (a
+ * bare name, a +tag alias) is left for the validator to refuse with INVALID_IDENTITY.
+ */
+function canonicalPeople(value: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...value };
+  const requestedBy = own(value, 'requestedBy');
+  if (typeof requestedBy === 'string') out.requestedBy = canonicalIdentity(requestedBy);
+  const approvedBy = own(value, 'approvedBy');
+  if (Array.isArray(approvedBy) && approvedBy.every((a) => typeof a === 'string')) {
+    out.approvedBy = canonicalIdentities(approvedBy as string[]);
+  }
+  return out;
 }
 
 function checkSource(candidate: Record<string, unknown>, route: Route): Record<string, unknown> {

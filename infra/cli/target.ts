@@ -92,6 +92,9 @@ interface ServeFile {
   policyPath?: unknown;
 }
 
+/** Who a local operator request says asked (override with EKS_ACCESS_GRANTS_OPERATOR). */
+const LOCAL_OPERATOR = 'arn:aws:sts::000000000000:assumed-role/OperatorRole/local-operator';
+
 /** The credentials every local process used before per-actor identities (infra/local/stack.ts). */
 const LOCAL_DEFAULT_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 
@@ -143,7 +146,8 @@ export function localTarget(file: string): Target {
     // Reads use the operator's key too: every local actor has its own (C3), and the operator is us.
     credentials: operator ?? LOCAL_DEFAULT_CREDENTIALS,
     operatorCredentials: async () => operator ?? LOCAL_DEFAULT_CREDENTIALS,
-    operatorName: async () => 'operator',
+    // requestedBy must be a canonical identity (functions/core/identity.ts): the local operator session's ARN.
+    operatorName: async () => process.env.EKS_ACCESS_GRANTS_OPERATOR ?? LOCAL_OPERATOR,
     queues,
     ledgerTable: str('ledgerTable', false) ?? 'grants',
     policyPath: str('policyPath', false) ?? join(dirname(file), 'policy.json'),
@@ -222,7 +226,8 @@ async function deployedTarget(stage: string, region: string, stackName: string):
     region,
     endpoints: {},
     operatorCredentials: async () => (await assumeOperator()).credentials,
-    operatorName: async () => (await assumeOperator()).name,
+    // The caller as STS reports it (an IAM/STS ARN is a canonical identity), unless overridden.
+    operatorName: async () => process.env.EKS_ACCESS_GRANTS_OPERATOR ?? (await assumeOperator()).name,
     queues,
     ledgerTable: need('LedgerTableName'),
     // What the build ships (infra/scripts/build.ts reads POLICY_FILE too); plan --policy overrides it.

@@ -7,17 +7,34 @@ import {
   DisassociateAccessPolicyCommand,
   EKSClient,
 } from '@aws-sdk/client-eks';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { EksAdapter } from '../../functions/adapters/eks.js';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
 import { scheduleName } from '../../functions/adapters/scheduler.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { validatePolicy } from '../../functions/core/policy.js';
 import { reconcile } from '../../functions/service/reconciler.js';
+import { run } from '../../infra/cli/main.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { EDIT, fixture, ns, VIEW } from '../helpers/fixtures.js';
 import { CREDENTIALS, captureLogger, REGION } from '../helpers/harness.js';
+
+// Each test runs the CLI as a child process (tsx start-up included), several times: on a busy 2-core
+// machine that takes far longer than the default 60 s, which says nothing about the CLI.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
+
+/** Runs the CLI's run() in this process, capturing what it prints. */
+async function runInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    readStdin: async () => '',
+  });
+  return { code, stdout, stderr };
+}
 
 const TEAM_A = 'arn:aws:iam::111122223333:role/team-a-dev';
 const DEPLOYER = 'arn:aws:iam::111122223333:role/deployers/team-a-deployer';
@@ -48,7 +65,8 @@ describe('cli: usage and errors', () => {
       [['status'], /--local, or --stage S --region R/],
       [['status', '--local', '--stage', 'dev'], /--local cannot be combined/],
     ] as const) {
-      const r = await runCli([...args]);
+      // In-process (the same run() the entry point calls): nine child processes are slow on a busy machine.
+      const r = await runInProcess([...args]);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.stderr).toMatch(/usage: eks-access-grants/);
@@ -87,7 +105,7 @@ describe('cli: reading commands', () => {
     await h.send(fixture('dev-edit-grant'));
     await h.send(fixture('dev-view-grant', { requestId: 'req-ghost-0001', clusterName: 'ghost' }));
     await h.drain();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await stack?.close();
   });
@@ -292,7 +310,7 @@ describe('cli: dlq redrive', () => {
     await stack.harness.send(fixture('dev-view-grant', { requestId: 'req-ghost-a', clusterName: 'ghost' }));
     await stack.harness.send(fixture('dev-edit-grant', { requestId: 'req-ghost-b', clusterName: 'ghost' }));
     await stack.harness.drain();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await stack?.close();
   });
@@ -338,7 +356,7 @@ describe('cli: dlq redrive', () => {
     expect(await dlqIds()).toEqual([]);
     await stack.harness.drain();
     expect(stack.harness.auditsFor('req-ghost-b').map((a) => a.outcome)).toEqual(['failed', 'granted']);
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('cli: plan writes nothing', () => {
@@ -347,7 +365,7 @@ describe('cli: plan writes nothing', () => {
     stack = await startCliStack();
     await stack.harness.send(fixture('dev-view-grant'));
     await stack.harness.drain();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await stack?.close();
   });
@@ -481,7 +499,7 @@ describe('cli: revoke', () => {
     await stack.harness.drain();
     // The worker keeps polling, as in local mode, so the CLI's requests are processed while it waits.
     stack.harness.runner.start();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await stack?.close();
   });
@@ -507,6 +525,7 @@ describe('cli: revoke', () => {
     expect(audit).toMatchObject({
       outcome: 'revoked',
       source: 'operator',
+      requestedBy: 'arn:aws:sts::000000000000:assumed-role/OperatorRole/local-operator',
       action: 'revoke',
       grantId: 'req-dev-view-0001',
       principalArn: TEAM_A,
@@ -515,7 +534,7 @@ describe('cli: revoke', () => {
     expect(stack.harness.eks.snapshot('dev').map((e) => e.principalArn)).toEqual([DEPLOYER]);
     expect(stack.harness.aws.schedulerEmulator.schedules().map((s) => s.name)).not.toContain(schedule);
     expect(r.stderr).toMatch(/queued operator-revoke-\S+ on requests\.fifo; waiting for its outcome/);
-  }, 60_000);
+  }, 180_000);
 
   test('a revoke the worker refuses exits 2 with its audit record; --no-wait returns once queued', async () => {
     const refused = await runCli([
@@ -554,7 +573,7 @@ describe('cli: revoke', () => {
       queued: true,
       requestId: expect.stringMatching(/^operator-revoke-/),
     });
-  }, 60_000);
+  }, 180_000);
 
   test('a request that fails validation is refused before it is sent (exit 2)', async () => {
     const r = await runCli([
@@ -583,7 +602,7 @@ describe('cli: access at the EKS quota', () => {
         principalArn: `arn:aws:iam::111122223333:role/bulk/r-${String(i).padStart(4, '0')}`,
       });
     }
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await stack?.close();
   });

@@ -217,7 +217,8 @@ describe('accepted requests', () => {
       clusterName: 'dev',
       principalArn: 'arn:aws:iam::111122223333:role/team-c-dev',
       ticket: 'ACCESS-42',
-      approvedBy: ['frank@example.com'],
+      requestedBy: 'jira:5b10a2844c20165700ede21g',
+      approvedBy: ['jira:5b10ac8d82e05b22cc7d4ef5'],
     });
   });
 
@@ -243,12 +244,36 @@ describe('accepted requests', () => {
     expect(await receiveAll(breakGlass.queueUrl)).toHaveLength(1);
   });
 
-  test('a Jira update that is not an approval is answered 200 and ignored', async () => {
+  test('a Jira update that is not an approval is a coded 400 (Jira does not retry a 400)', async () => {
     const webhook = JSON.parse(JIRA_BODY);
     webhook.changelog.items[0].toString = 'In Progress';
     const res = await post('/tickets', JSON.stringify(webhook), { headers: { 'x-payload-format': 'jira' } });
-    expect(res).toMatchObject({ status: 200, json: { ignored: { code: 'JIRA_NOT_APPROVED' } } });
+    expect(res).toMatchObject({ status: 400, json: { error: { code: 'JIRA_NOT_APPROVED' } } });
     await expectNothingEnqueued();
+  });
+
+  test('a redelivered Jira approval is a replay answered 200 (Jira retries a 409), enqueued once', async () => {
+    const webhook = JSON.parse(JIRA_BODY);
+    webhook.changelog.id = '20002';
+    const headers = { headers: { 'x-payload-format': 'jira' } };
+    expect((await post('/tickets', JSON.stringify(webhook), headers)).status).toBe(202);
+    const again = await post('/tickets', JSON.stringify(webhook), headers);
+    expect(again).toMatchObject({ status: 200, json: { error: { code: 'REPLAYED' } } });
+    expect(await receiveAll(aws.queueUrl)).toHaveLength(1);
+  });
+
+  test('v1 approvers collapse to canonical identities: case and space aliases count once', async () => {
+    const request = ticket({
+      requestedBy: ' Alice@Example.com',
+      approvedBy: ['Bob@Example.com', 'bob@example.com '],
+    });
+    const res = await post('/tickets', JSON.stringify(request));
+    expect(res.status).toBe(202);
+    const [message] = await receiveAll(aws.queueUrl);
+    expect(JSON.parse(message?.Body ?? '')).toMatchObject({
+      requestedBy: 'alice@example.com',
+      approvedBy: ['bob@example.com'],
+    });
   });
 
   test('keeps the signing secret in the Powertools cache instead of calling SSM per request', async () => {

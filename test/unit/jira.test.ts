@@ -66,9 +66,10 @@ describe('an approved Jira issue', () => {
         },
       ],
       duration: 'PT4H',
-      requestedBy: 'gina@example.com',
+      // Both as Jira account ids, so self-approval compares like with like (Jira may hide emails).
+      requestedBy: 'jira:5b10a2844c20165700ede21g',
       reason: 'Edit access to team-c on dev for the release',
-      approvedBy: ['frank@example.com'],
+      approvedBy: ['jira:5b10ac8d82e05b22cc7d4ef5'],
       ticket: 'ACCESS-42',
     });
     expect(validateAccessRequest(c).ok).toBe(true);
@@ -120,24 +121,24 @@ describe('an approved Jira issue', () => {
     expect(c.accessPolicies).toMatchObject([{ policyArn: expect.stringContaining('AmazonEKSEditPolicy') }]);
   });
 
-  test('takes approvers from a mapped field instead of the transitioning user when one is mapped', () => {
-    const mapping = validateJiraMapping({
-      ...MAPPING_JSON,
-      fields: { ...(MAPPING_JSON.fields as Json), approvedBy: 'customfield_10206' },
-    });
+  test('takes the approver only from the user who made the transition, never from an issue field', () => {
+    // Someone edited a field to name an approver: it is not read.
     const c = candidate(
-      jiraToAccessRequest(
-        webhook({ customfield_10206: [{ emailAddress: 'olga@example.com' }, { accountId: '5b10-x' }] }),
-        mapping,
-      ),
+      jiraToAccessRequest(webhook({ customfield_10206: [{ accountId: 'olga' }] }), MAPPING),
     );
-    expect(c.approvedBy).toEqual(['olga@example.com', '5b10-x']);
+    expect(c.approvedBy).toEqual(['jira:5b10ac8d82e05b22cc7d4ef5']);
   });
 
-  test('uses the current status when the payload has no changelog (Jira Automation web requests)', () => {
-    expect(jiraToAccessRequest(webhook({}, { changelog: undefined }), MAPPING).ok).toBe(true);
-    const pending = webhook({ status: { name: 'In Review' } }, { changelog: undefined });
-    expect(rejected(jiraToAccessRequest(pending, MAPPING)).code).toBe('JIRA_NOT_APPROVED');
+  test('a delivery without a changelog is not an approval, whatever the issue status says', () => {
+    const r = rejected(jiraToAccessRequest(webhook({}, { changelog: undefined }), MAPPING));
+    expect(r.code).toBe('JIRA_NOT_APPROVED');
+    expect(r.message).toContain('no changelog');
+  });
+
+  test('a requestedBy field without a Jira user is JIRA_FIELD_UNMAPPED', () => {
+    const r = rejected(jiraToAccessRequest(webhook({ reporter: 'gina@example.com' }), MAPPING));
+    expect(r.code).toBe('JIRA_FIELD_UNMAPPED');
+    expect(r.message).toContain('requestedBy');
   });
 });
 
@@ -154,7 +155,8 @@ describe('rejections', () => {
     );
     expect(r).toEqual({
       code: 'JIRA_NOT_APPROVED',
-      message: 'Not an approval: the status changed to "Rejected", not to approved; nothing to do.',
+      message:
+        'Not an approval: the status changed from null to "Rejected", not into approved; nothing to do.',
     });
   });
 
@@ -210,8 +212,12 @@ describe('rejections', () => {
         'INVALID_JIRA_PAYLOAD',
       );
     }
-    const noIds = webhook({}, { changelog: undefined, timestamp: undefined });
-    expect(rejected(jiraToAccessRequest(noIds, MAPPING)).code).toBe('INVALID_JIRA_PAYLOAD');
+    const noId = webhook({}, { changelog: { ...(WEBHOOK.changelog as Json), id: undefined } });
+    expect(rejected(jiraToAccessRequest(noId, MAPPING)).code).toBe('INVALID_JIRA_PAYLOAD');
+    const nobody = webhook({}, { user: { displayName: 'x' } });
+    expect(rejected(jiraToAccessRequest(nobody, MAPPING)).message).toContain(
+      'names no "user" with an accountId',
+    );
   });
 
   test('a contract violation in a mapped value can be traced back to its Jira field', () => {
@@ -247,11 +253,22 @@ describe('the field mapping', () => {
     expect(message.split('\n')).toEqual([
       'JIRA_FIELD_MAPPING: extra: unknown key',
       'JIRA_FIELD_MAPPING: fields.clusterName: must be a Jira field id such as customfield_10201 or a path such as reporter.emailAddress',
-      'JIRA_FIELD_MAPPING: fields.owner: unknown; mappable: clusterName, principalArn, accessLevel, namespaces, kubernetesGroups, duration, requestedBy, approvedBy, reason',
+      'JIRA_FIELD_MAPPING: fields.owner: unknown; mappable: clusterName, principalArn, accessLevel, namespaces, kubernetesGroups, duration, requestedBy, reason',
       'JIRA_FIELD_MAPPING: fields.principalArn: is required',
       'JIRA_FIELD_MAPPING: fields.accessLevel: is required',
       `JIRA_FIELD_MAPPING: accessLevels.Root: "Admin" is not one of ${ACCESS_POLICY_NAMES.join(', ')}`,
     ]);
+  });
+
+  test('refuses fields.approvedBy: approvers come only from the transition', () => {
+    expect(() =>
+      validateJiraMapping({
+        ...MAPPING_JSON,
+        fields: { ...(MAPPING_JSON.fields as Json), approvedBy: 'customfield_10206' },
+      }),
+    ).toThrow(
+      "JIRA_FIELD_MAPPING: fields.approvedBy: approvers come only from the user who moved the issue into an approved status (the webhook's user); an issue field can be edited by the requester, so it cannot name approvers. Remove fields.approvedBy.",
+    );
   });
 
   test('must be an object', () => {
