@@ -20,6 +20,8 @@ export interface WorkerConfig {
   retryMaxSeconds: number;
   /** Time kept back from the invocation deadline to report and hand back messages. */
   deadlineMarginMs: number;
+  /** How long after a grant is recorded EKS may call its principal invalid (IAM propagation). */
+  iamPropagationWindowSeconds?: number;
   /** Where expiry schedules are created and what they send to. */
   scheduler: { groupName: string; roleArn: string; queueArn: string };
 }
@@ -39,6 +41,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     retryBaseSeconds: integer(env, 'RETRY_BASE_SECONDS', 10, 0, 43_200),
     retryMaxSeconds: integer(env, 'RETRY_MAX_SECONDS', 900, 0, 43_200),
     deadlineMarginMs: integer(env, 'DEADLINE_MARGIN_MS', 3000, 0, 60_000),
+    iamPropagationWindowSeconds: integer(env, 'IAM_PROPAGATION_WINDOW_SECONDS', 120, 0, 3600),
     scheduler: {
       groupName: required(env, 'SCHEDULER_GROUP'),
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),

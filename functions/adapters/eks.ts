@@ -19,9 +19,31 @@ import {
   UpdateAccessEntryCommand,
   type UpdateAccessEntryCommandInput,
 } from '@aws-sdk/client-eks';
+import { MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
 import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
+
+/**
+ * What CreateAccessEntry answers while a just-created IAM role is not yet known to EKS. The exact
+ * text terraform-provider-aws retries on (internal/service/eks/access_entry.go,
+ * `RetryWhenIsAErrorMessageContains[*types.InvalidParameterException]`, for its 2-minute
+ * propagationTimeout); terraform-aws-eks#2969 quotes it. Every other InvalidParameterException stays
+ * permanent.
+ */
+export const IAM_PROPAGATION_MESSAGE = 'The specified principalArn is invalid: invalid principal';
+
+/**
+ * When EKS says each entry it read was created, kept beside the domain state (not in it: the state
+ * is stored as a baseline and compared). The worker uses it to tell a recreated role's stale entry
+ * from the fresh one an earlier attempt already created.
+ */
+const createdAtOf = new WeakMap<AccessState, number>();
+
+/** Epoch ms at which EKS created the entry `state` was read from, if EKS said so. */
+export function entryCreatedAt(state: AccessState): number | undefined {
+  return createdAtOf.get(state);
+}
 
 /** Counts calls per operation so the worker can report API efficiency. */
 export type CallCounter = (operation: string) => void;
@@ -50,7 +72,7 @@ export class EksAdapter {
     const type = e?.type ?? 'STANDARD';
     // Access policies exist only on STANDARD entries; listing them on others is an error.
     const policies = type === 'STANDARD' ? await this.listPolicies(clusterName, principalArn, signal) : [];
-    return {
+    const state: AccessState = {
       exists: true,
       type,
       kubernetesGroups: [...(e?.kubernetesGroups ?? [])].sort(),
@@ -58,6 +80,8 @@ export class EksAdapter {
       policies,
       tags: e?.tags ?? {},
     };
+    if (e?.createdAt instanceof Date) createdAtOf.set(state, e.createdAt.getTime());
+    return state;
   }
 
   private async listPolicies(clusterName: string, principalArn: string, signal?: AbortSignal) {
@@ -97,6 +121,7 @@ export class EksAdapter {
         await this.send(input.operation, new UpdateAccessEntryCommand(withoutOperation(input)), signal);
         return;
       case 'AssociateAccessPolicy':
+        refuseOversizedScope(input.policyArn ?? '', input.accessScope);
         await this.send(input.operation, new AssociateAccessPolicyCommand(withoutOperation(input)), signal);
         return;
       case 'DisassociateAccessPolicy':
@@ -159,7 +184,8 @@ export function callInput(clusterName: string, principalArn: string, change: Eks
         principalArn,
         kubernetesGroups: change.kubernetesGroups,
         ...(change.username !== undefined && { username: change.username }),
-        tags: change.tags,
+        // The API model gives TagMap "min": 1: an empty map is an invalid request, so send none.
+        ...(Object.keys(change.tags).length > 0 && { tags: change.tags }),
         type: 'STANDARD',
       };
     case 'UpdateAccessEntry':
@@ -188,6 +214,20 @@ export function callInput(clusterName: string, principalArn: string, change: Eks
 function withoutOperation<T extends { operation: string }>(input: T): Omit<T, 'operation'> {
   const { operation: _operation, ...rest } = input;
   return rest;
+}
+
+/** Never send EKS more namespaces per scope than the system's ceiling (core/eks-limits.ts). */
+function refuseOversizedScope(
+  policyArn: string,
+  scope: { type?: string; namespaces?: string[] } | undefined,
+): void {
+  const count = scope?.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
+  if (count > MAX_NAMESPACES_PER_SCOPE) {
+    throw new PermanentError(
+      'SCOPE_TOO_MANY_NAMESPACES',
+      `AssociateAccessPolicy: not sent: the scope of ${policyArn} names ${count} namespaces, more than the ${MAX_NAMESPACES_PER_SCOPE} allowed per scope`,
+    );
+  }
 }
 
 /**
@@ -222,6 +262,11 @@ export function translateEksError(operation: string, err: unknown): Error {
       // Someone created the entry between our read and our create: re-read and re-plan.
       return new TransientError('CONFLICT', message, { cause: err });
     case 'InvalidParameterException':
+      // Right after CreateRole, EKS calls the role an invalid principal until IAM has propagated:
+      // worth another try. How long that is allowed to last is the worker's call (grant-service).
+      if (operation === 'CreateAccessEntry' && (e.message ?? '').includes(IAM_PROPAGATION_MESSAGE)) {
+        return new TransientError('IAM_PROPAGATION', message, { cause: err });
+      }
       return new PermanentError('EKS_INVALID_PARAMETER', message, { cause: err });
     case 'InvalidRequestException':
       return new PermanentError('EKS_INVALID_REQUEST', message, { cause: err });

@@ -29,9 +29,10 @@
  *     "accessLevels": { "View": "AmazonEKSViewPolicy", "Edit": "AmazonEKSEditPolicy" }
  *   }
  */
+
+import { ACCESS_POLICY_NAMES } from './access-policies.js';
 import { ConfigError } from './errors.js';
 import { jiraIdentity } from './identity.js';
-import { ACCESS_POLICY_NAMES } from './policy.js';
 import { isPlainObject, own, truncate } from './schema.js';
 import type { Reason } from './types.js';
 

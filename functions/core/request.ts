@@ -61,6 +61,7 @@ export const REQUEST_REASON_CODES = [
   'DUPLICATE_VALUE',
   'INVALID_USERNAME',
   'RESERVED_USERNAME',
+  'USERNAME_TEMPLATE_NEEDS_COLON',
   'INVALID_ACCESS_POLICIES',
   'INVALID_POLICY_ARN',
   'INVALID_SCOPE_TYPE',
@@ -121,7 +122,11 @@ const ID_CHARSET = '[A-Za-z0-9._:-]';
 const REF_CHARSET = '[A-Za-z0-9._:/#-]';
 /** Kubernetes groups: our own sane subset (RBAC itself accepts almost anything). */
 const GROUP_CHARSET = '[a-zA-Z0-9:._-]';
-/** EKS substitutes these in usernames of role entries; any other `{` is refused. */
+/**
+ * EKS substitutes these in usernames of role entries (EKS user guide, "Create access entries": only
+ * {{SessionName}} and {{SessionNameRaw}} are documented for access entries; the aws-auth ConfigMap's
+ * {{AccountID}}, {{AccessKeyID}} and {{EC2PrivateDNSName}} are not), so any other `{` is refused.
+ */
 const USERNAME_PATTERN = String.raw`^(?:[A-Za-z0-9._@:=+,/-]|\{\{SessionName(?:Raw)?\}\})+$`;
 const NAMESPACE_PATTERN = String.raw`^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?|[a-z0-9][-a-z0-9]*\*)$`;
 
@@ -239,6 +244,17 @@ const username: StringSpec = {
       message: (path, value) =>
         `"${path}" ${show(value)} starts with a reserved prefix (${RESERVED_USERNAME_PREFIXES.join(', ')}, ` +
         'in any case), which EKS refuses. Choose another username, e.g. "alice" or "oncall:{{SessionName}}".',
+    },
+    {
+      // EKS user guide, "Create access entries": with {{SessionName}} or {{SessionNameRaw}} in a
+      // username, "the username must include a colon before {{SessionName}}"; `john{{SessionName}}`
+      // is refused, `:john{{SessionName}}` and `jo:hn{{SessionName}}` are fine. EKS only says so at
+      // CreateAccessEntry time, so catch it here, before anything is queued.
+      pattern: String.raw`^[^:]*\{\{SessionName`,
+      code: 'USERNAME_TEMPLATE_NEEDS_COLON',
+      message: (path, value) =>
+        `"${path}" ${show(value)} uses {{SessionName}} or {{SessionNameRaw}} without a colon before it, which EKS ` +
+        'refuses. Put a colon somewhere before the template, e.g. "oncall:{{SessionName}}".',
     },
   ],
 };

@@ -7,7 +7,7 @@
  * converges to the same state.
  */
 import { createHash } from 'node:crypto';
-import type { EksAdapter } from '../adapters/eks.js';
+import { type EksAdapter, entryCreatedAt } from '../adapters/eks.js';
 import type { LedgerAdapter } from '../adapters/ledger.js';
 import {
   type AuditChange,
@@ -17,7 +17,8 @@ import {
   describeChange,
 } from '../core/audit.js';
 import { computeDesired, desiredState } from '../core/desired.js';
-import { AppError, RejectionError, TransientError } from '../core/errors.js';
+import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
+import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
 import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
 import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
 import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
@@ -67,7 +68,15 @@ export interface GrantServiceDeps {
   random?: () => number;
   /** Re-read-and-replan rounds inside one invocation for transient faults the SDK does not retry. */
   convergeRounds?: number;
+  /**
+   * How long after a grant is first recorded EKS may still call its principal invalid (IAM
+   * propagation) before the grant fails with PRINCIPAL_NOT_IN_IAM. Default 120 s: terraform-provider-aws
+   * retries the same answer for its 2-minute propagationTimeout.
+   */
+  iamPropagationWindowMs?: number;
 }
+
+const DEFAULT_IAM_PROPAGATION_WINDOW_MS = 120_000;
 
 export interface InboundMessage {
   messageId: string;
@@ -193,14 +202,40 @@ export class GrantService {
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
     let record = await this.deps.ledger.load(clusterName, principalArn);
     const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+    if (unseenOwnCreate(current, applied)) {
+      // EKS is eventually consistent: an entry this message created can read as absent for a while.
+      // Planning from that read would revoke nothing or create twice; read again instead.
+      throw new TransientError(
+        'EVENTUAL_CONSISTENCY',
+        'the access entry this request created is not visible yet',
+      );
+    }
 
     const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
-    const recreate = ledgerChange.recreate ? planRecreate(current, desired) : undefined;
+    // A retry of the recreating message must not delete the entry an earlier attempt already created
+    // for the new role (under EKS's consistency windows it would delete and recreate forever).
+    const recreate =
+      ledgerChange.recreate && !createdSince(current, ledgerChange.grant)
+        ? planRecreate(current, desired)
+        : undefined;
     const plan = recreate ?? planChanges(current, desired);
-    await this.applyAll(request, plan.changes, applied, signal);
+    await this.applyAll(request, plan.changes, applied, signal).catch((err: unknown) => {
+      throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
+    });
+    if (plan.changes.at(-1)?.op === 'CreateAccessEntry') {
+      // Nothing after the create proved the entry visible (an Associate would have). Until it is, the
+      // next message could read "no entry" and, say, revoke nothing: report only once EKS shows it.
+      const seen = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      if (!seen.exists) {
+        throw new TransientError(
+          'EVENTUAL_CONSISTENCY',
+          'the access entry this request created is not visible yet',
+        );
+      }
+    }
 
     // The break-glass worker has its own FIFO queue, so it can work on this principal at
     // the same time as the standard worker. If the ledger moved while we applied, our
@@ -246,6 +281,31 @@ export class GrantService {
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
     };
+  }
+
+  /**
+   * IAM_PROPAGATION is transient only for a while, measured from when this grant was first recorded
+   * (the first attempt, before any EKS write; the same for every redelivery and worker). After that,
+   * the principal most likely does not exist: fail with a code that says so.
+   */
+  private boundIamPropagation(
+    err: unknown,
+    request: AccessRequest,
+    grant: Grant | undefined,
+    now: Date,
+  ): unknown {
+    if (!(err instanceof TransientError) || err.code !== 'IAM_PROPAGATION' || !grant) return err;
+    const windowMs = this.deps.iamPropagationWindowMs ?? DEFAULT_IAM_PROPAGATION_WINDOW_MS;
+    const waited = now.getTime() - Date.parse(grant.createdAt);
+    if (waited < windowMs) return err;
+    return new PermanentError(
+      'PRINCIPAL_NOT_IN_IAM',
+      `EKS still calls ${request.principalArn} an invalid principal ${Math.round(waited / 1000)} s after ` +
+        `grant ${grant.grantId} was first recorded (IAM propagation window: ${Math.round(windowMs / 1000)} s, ` +
+        'IAM_PROPAGATION_WINDOW_SECONDS): the role or user does not exist or was deleted. ' +
+        `Create it, then redrive the message. EKS said: ${err.message}`,
+      { cause: err },
+    );
   }
 
   /** Best effort: a crash before this only means a redelivery repeats the outcome. */
@@ -299,6 +359,7 @@ export class GrantService {
     const { clusterName, principalArn } = request;
     const ledger = this.deps.ledger;
     const change = planLedgerChange({ record, request, current, expiresAt, now, messageId });
+    refuseScopeOverflow(request, record, change, now);
     for (const note of change.notes)
       this.deps.logger[note.level](note.message, { requestId: request.requestId, ...note.data });
     if (change.baseline?.kind === 'capture') {
@@ -402,7 +463,12 @@ export class GrantService {
       Object.assign(grant, failed);
       // Converge even if this attempt applied nothing: an earlier attempt may have.
       const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-      const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      let current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      // An entry this attempt created may not be visible yet; rolling back from that read would leave it.
+      for (let i = 0; i < 4 && unseenOwnCreate(current, applied); i++) {
+        await this.sleep(250 * 2 ** i);
+        current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      }
       const plan = planChanges(current, computeDesired(record, this.now()));
       for (const change of plan.changes) {
         await this.deps.eks.apply(clusterName, principalArn, change, signal);
@@ -455,6 +521,51 @@ export class GrantService {
     this.deps.metrics?.count(`Outcome_${input.outcome}`);
     return { status: 'done', audit: record };
   }
+}
+
+/**
+ * A grant whose merged scope (baseline ∪ active grants, as the ledger will hold them after `change`)
+ * would name more namespaces than an access scope may hold is refused before anything is written to
+ * the ledger or EKS, so nothing is half-applied.
+ */
+function refuseScopeOverflow(
+  request: AccessRequest,
+  record: PrincipalRecord,
+  change: LedgerChange,
+  now: Date,
+): void {
+  if (request.action !== 'grant' || (!change.insert && change.updates.length === 0)) return;
+  const overflow = scopeOverflow(record, change, now);
+  if (!overflow) return;
+  throw new RejectionError(
+    'SCOPE_TOO_MANY_NAMESPACES',
+    `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
+      `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
+      `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +
+      'other grants of this policy first; nothing was applied',
+  );
+}
+
+/**
+ * True when EKS created the entry after `grant` was first recorded, i.e. after the role was (re)created:
+ * it is the new role's entry, made by an earlier attempt of this message. The grant is recorded before
+ * any EKS write, so our own create is always later; the stale entry predates the CreateRole. (Clocks:
+ * EKS's and Lambda's are both synchronised; a skew larger than the ~100 ms between recording the grant
+ * and creating the entry would make us recreate once more per attempt.)
+ */
+function createdSince(current: AccessState, grant: Grant | undefined): boolean {
+  const createdAt = current.exists ? entryCreatedAt(current) : undefined;
+  return createdAt !== undefined && grant !== undefined && createdAt >= Date.parse(grant.createdAt);
+}
+
+/** True when the read says "no entry" but the last entry-level write this message made was a create. */
+function unseenOwnCreate(current: AccessState, applied: AuditChange[]): boolean {
+  if (current.exists) return false;
+  const last = applied
+    .filter((c) => c.status === 'applied')
+    .filter((c) => c.operation === 'CreateAccessEntry' || c.operation === 'DeleteAccessEntry')
+    .at(-1);
+  return last?.operation === 'CreateAccessEntry';
 }
 
 /** What a converge depends on: the baseline and each grant's version and status. */

@@ -79,6 +79,9 @@ export function createWorker(options: WorkerOptions) {
     policy: options.policy,
     scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler),
     maxReceiveCount: config.maxReceiveCount,
+    ...(config.iamPropagationWindowSeconds !== undefined && {
+      iamPropagationWindowMs: config.iamPropagationWindowSeconds * 1000,
+    }),
     logger,
     ...(options.metrics && { metrics: options.metrics }),
     ...(options.now && { now: options.now }),

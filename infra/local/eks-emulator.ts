@@ -32,6 +32,7 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
     region,
     accountId: opts.accountId ?? '000000000000',
     entryQuota: opts.entryQuota ?? 3000,
+    ...(opts.maxNamespacesPerScope !== undefined && { maxNamespacesPerScope: opts.maxNamespacesPerScope }),
   });
   for (const c of opts.clusters ?? []) model.addCluster(c.name, c.authenticationMode);
   const faults = new FaultInjector();
@@ -57,7 +58,10 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
       case 'ListAccessPolicies':
         return model.listAccessPolicies(query);
       case 'CreateAccessEntry':
-        return model.createAccessEntry(cluster, body);
+        return model.createAccessEntry(cluster, body, {
+          postDeleteConflictMs: faults.postDeleteConflictMs,
+          iamPropagationMs: faults.iamPropagationMs,
+        });
       case 'ListAccessEntries':
         return model.listAccessEntries(cluster, query);
       case 'DescribeAccessEntry':
@@ -65,13 +69,13 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
       case 'UpdateAccessEntry':
         return model.updateAccessEntry(cluster, principal, body, window);
       case 'DeleteAccessEntry':
-        return model.deleteAccessEntry(cluster, principal);
+        return model.deleteAccessEntry(cluster, principal, window);
       case 'AssociateAccessPolicy':
         return model.associateAccessPolicy(cluster, principal, body, window);
       case 'ListAssociatedAccessPolicies':
         return model.listAssociatedAccessPolicies(cluster, principal, query, window);
       case 'DisassociateAccessPolicy':
-        return model.disassociateAccessPolicy(cluster, principal, route.policyArn ?? '');
+        return model.disassociateAccessPolicy(cluster, principal, route.policyArn ?? '', window);
     }
   };
 
@@ -153,6 +157,8 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
     seedEntry: (cluster, entry) => model.seedEntry(cluster, entry),
     snapshot: (cluster) => model.snapshot(cluster),
     recreatePrincipal: (arn) => model.recreatePrincipal(arn),
+    createPrincipal: (arn) => model.createPrincipal(arn),
+    deletePrincipal: (arn) => model.deletePrincipal(arn),
     isStale: (cluster, arn) => model.isStale(cluster, arn),
   };
 }

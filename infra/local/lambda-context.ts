@@ -27,7 +27,7 @@ export function lambdaContext(opts: LambdaContextOptions): Context {
       opts.logStreamName ??
       `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${randomBytes(16).toString('hex')}`,
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    // Callback-style completion is gone from the Node.js 22+ runtimes; async handlers never call these.
+    // Callback-style handlers are gone from the nodejs24.x runtime; async handlers never call these.
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

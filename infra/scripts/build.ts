@@ -42,7 +42,7 @@ export const BUNDLE_OPTIONS = {
   absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
-  target: 'node22',
+  target: 'node24',
   // ESM because middy and Powertools are ESM-first; package.json beside the bundle tells Node so.
   format: 'esm',
   // Prefer the ES module builds (the AWS SDK ships both): they tree-shake far better.

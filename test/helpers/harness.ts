@@ -50,13 +50,20 @@ export interface HarnessOptions {
   retryBaseSeconds?: number;
   /** JSON-lines file the EventBridge emulator appends every audit record to, as local mode does. */
   auditLogFile?: string;
+  /** The emulated EKS account (node entry types need a role of the cluster's account). */
+  eksAccountId?: string;
+  /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
+  iamPropagationWindowSeconds?: number;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
 export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;
-  const eks: EksEmulator = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
+  const eks: EksEmulator = await startEksEmulator({
+    clusters: [{ name: 'dev' }, { name: 'prod' }],
+    ...(opts.eksAccountId !== undefined && { accountId: opts.eksAccountId }),
+  });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
     queueName: 'requests',
@@ -85,6 +92,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
     retryBaseSeconds: opts.retryBaseSeconds ?? 1,
     retryMaxSeconds: 1,
     deadlineMarginMs: 1000,
+    ...(opts.iamPropagationWindowSeconds !== undefined && {
+      iamPropagationWindowSeconds: opts.iamPropagationWindowSeconds,
+    }),
     scheduler: {
       groupName: 'default',
       roleArn: 'arn:aws:iam::123456789012:role/scheduler',

@@ -277,18 +277,39 @@ describe('access entries', () => {
 });
 
 describe('access policies', () => {
-  it('lists the AWS-managed access policies', async () => {
+  it('lists the current catalogue: the aws-cli example plus the newer user-guide policies', async () => {
+    // aws-cli awscli/examples/eks/list-access-policies.rst (19 names) and the EKS user guide,
+    // "Review access policy permissions" (AIOpsAssistant, ARCRegionSwitchScaling, ClusterInsights,
+    // SecretReader).
     const res = await client().send(new ListAccessPoliciesCommand({}));
     expect(res.accessPolicies?.map((p) => p.name).sort()).toEqual(
       [
+        'AmazonAIOpsAssistantPolicy',
+        'AmazonARCRegionSwitchScalingPolicy',
         'AmazonEKSAdminPolicy',
         'AmazonEKSAdminViewPolicy',
+        'AmazonEKSAutoNodePolicy',
+        'AmazonEKSBlockStorageClusterPolicy',
+        'AmazonEKSBlockStoragePolicy',
         'AmazonEKSClusterAdminPolicy',
+        'AmazonEKSClusterInsightsPolicy',
+        'AmazonEKSComputeClusterPolicy',
+        'AmazonEKSComputePolicy',
         'AmazonEKSEditPolicy',
+        'AmazonEKSHybridPolicy',
+        'AmazonEKSLoadBalancingClusterPolicy',
+        'AmazonEKSLoadBalancingPolicy',
+        'AmazonEKSNetworkingClusterPolicy',
+        'AmazonEKSNetworkingPolicy',
         'AmazonEKSSecretReaderPolicy',
         'AmazonEKSViewPolicy',
+        'AmazonEMRJobPolicy',
+        'AmazonSagemakerHyperpodClusterPolicy',
+        'AmazonSagemakerHyperpodControllerPolicy',
+        'AmazonSagemakerHyperpodSystemNamespacePolicy',
       ].sort(),
     );
+    expect(res.nextToken).toBeUndefined();
     for (const p of res.accessPolicies ?? []) expect(p.arn).toBe(policy(p.name!));
   });
 
@@ -419,7 +440,11 @@ describe('access policies', () => {
         }),
       ),
     );
-    expect(err.name).toBe('InvalidRequestException');
+    // aws-controllers-k8s/community#2144 quotes EKS's answer for policy operations on a node entry.
+    expect(err.name).toBe('InvalidParameterException');
+    expect(err.message).toBe(
+      'This operation can only be performed on Access Entries with a type of "STANDARD".',
+    );
     expect(err.$metadata.httpStatusCode).toBe(400);
   });
 
@@ -590,5 +615,315 @@ describe('fault injection', () => {
     const again = performance.now();
     await eks.send(new DescribeClusterCommand({ name: 'dev' }));
     expect(performance.now() - again).toBeLessThan(110);
+  });
+});
+
+// Issue 10: what real EKS does that the emulator used to get wrong. Each test cites its source.
+describe('real EKS behaviour', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const INVALID_PRINCIPAL = 'The specified principalArn is invalid: invalid principal';
+
+  it('calls a just-created role an invalid principal until IAM has propagated, then accepts it', async () => {
+    // terraform-aws-eks#2969 quotes the answer; terraform-provider-aws retries exactly this message
+    // (internal/service/eks/access_entry.go, RetryWhenIsAErrorMessageContains, 2-minute propagationTimeout).
+    emu.setFaults({ iamPropagationMs: 150 });
+    emu.createPrincipal(ROLE);
+    const eks = client();
+    const err = await failure(
+      eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE })),
+    );
+    expect(err.name).toBe('InvalidParameterException');
+    expect(err.message).toBe(INVALID_PRINCIPAL);
+    expect(err.$metadata.httpStatusCode).toBe(400);
+    expect(emu.snapshot('dev')).toEqual([]);
+    await sleep(200);
+    const res = await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    expect(res.accessEntry?.principalArn).toBe(ROLE);
+  });
+
+  it('calls a recreated role invalid for the propagation window, and a deleted one until it exists again', async () => {
+    emu.setFaults({ iamPropagationMs: 10_000 });
+    const eks = client();
+    emu.recreatePrincipal(ROLE);
+    expect(
+      (await failure(eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }))))
+        .message,
+    ).toBe(INVALID_PRINCIPAL);
+    emu.setFaults({});
+    emu.deletePrincipal(USER);
+    expect(
+      (await failure(eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: USER }))))
+        .message,
+    ).toBe(INVALID_PRINCIPAL);
+    emu.createPrincipal(USER);
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: USER }));
+    // Principals the test never created are long-standing: no window applies to them.
+    emu.setFaults({ iamPropagationMs: 10_000 });
+    await eks.send(
+      new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: `arn:aws:iam::${ACCOUNT}:role/old` }),
+    );
+  });
+
+  it('requires a colon somewhere before {{SessionName}} or {{SessionNameRaw}} in a username', async () => {
+    // EKS user guide, "Create access entries": "you can't have a username of john{{SessionName}}. The
+    // username would have to be :john{{SessionName}} or jo:hn{{SessionName}}."
+    const eks = client();
+    const create = (principalArn: string, username: string) =>
+      eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn, username }));
+    for (const bad of ['john{{SessionName}}', 'john{{SessionNameRaw}}']) {
+      const err = await failure(create(ROLE, bad));
+      expect(err.name, bad).toBe('InvalidParameterException');
+    }
+    await create(ROLE, ':john{{SessionName}}');
+    await create(`arn:aws:iam::${ACCOUNT}:role/r2`, 'jo:hn{{SessionNameRaw}}');
+    await create(`arn:aws:iam::${ACCOUNT}:role/r3`, 'john');
+    const upd = await failure(
+      eks.send(
+        new UpdateAccessEntryCommand({
+          clusterName: 'dev',
+          principalArn: ROLE,
+          username: 'x{{SessionName}}',
+        }),
+      ),
+    );
+    expect(upd.name).toBe('InvalidParameterException');
+  });
+
+  it('refuses access entries for service-linked roles, also on entries EKS made for them', async () => {
+    // EKS user guide, "Create access entries": "Access entries do not support service linked roles";
+    // the answer is quoted in terraform-provider-aws#36447.
+    const slr = `arn:aws:iam::${ACCOUNT}:role/aws-service-role/emr-containers.amazonaws.com/AWSServiceRoleForAmazonEMRContainers`;
+    const eks = client();
+    const err = await failure(
+      eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: slr })),
+    );
+    expect(err.name).toBe('InvalidParameterException');
+    expect(err.message).toBe(
+      'The caller is not allowed to modify access entries with a principalArn value of a Service Linked Role',
+    );
+    // EKS itself creates entries for some service-linked roles (containers-roadmap#2618); callers cannot change them.
+    const eksSlr = `arn:aws:iam::${ACCOUNT}:role/aws-service-role/eks.amazonaws.com/AWSServiceRoleForAmazonEKS`;
+    emu.seedEntry('dev', {
+      principalArn: eksSlr,
+      policies: [{ policyArn: policy('AmazonEKSClusterInsightsPolicy'), accessScope: { type: 'cluster' } }],
+    });
+    const calls = [
+      () => eks.send(new DeleteAccessEntryCommand({ clusterName: 'dev', principalArn: eksSlr })),
+      () =>
+        eks.send(
+          new UpdateAccessEntryCommand({ clusterName: 'dev', principalArn: eksSlr, kubernetesGroups: ['g'] }),
+        ),
+      () =>
+        eks.send(
+          new DisassociateAccessPolicyCommand({
+            clusterName: 'dev',
+            principalArn: eksSlr,
+            policyArn: policy('AmazonEKSClusterInsightsPolicy'),
+          }),
+        ),
+    ];
+    for (const call of calls) expect((await failure(call())).name).toBe('InvalidParameterException');
+    expect(emu.snapshot('dev')).toHaveLength(1);
+  });
+
+  it('creates EC2 (Auto Mode) entries that take AmazonEKSAutoNodePolicy at cluster scope, and nothing else', async () => {
+    // EKS user guide, create-node-class.adoc "Create node class access entry": type EC2, then
+    // associate-access-policy AmazonEKSAutoNodePolicy --access-scope type=cluster (eksctl#8098).
+    const node = `arn:aws:iam::${ACCOUNT}:role/auto-node`;
+    const eks = client();
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: node, type: 'EC2' }));
+    const associate = (
+      policyArn: string,
+      accessScope: { type: 'cluster' | 'namespace'; namespaces?: string[] },
+    ) =>
+      eks.send(
+        new AssociateAccessPolicyCommand({ clusterName: 'dev', principalArn: node, policyArn, accessScope }),
+      );
+    expect((await failure(associate(VIEW, { type: 'cluster' }))).name).toBe('InvalidParameterException');
+    expect(
+      (await failure(associate(policy('AmazonEKSAutoNodePolicy'), { type: 'namespace', namespaces: ['a'] })))
+        .name,
+    ).toBe('InvalidParameterException');
+    await associate(policy('AmazonEKSAutoNodePolicy'), { type: 'cluster' });
+    const listed = await eks.send(
+      new ListAssociatedAccessPoliciesCommand({ clusterName: 'dev', principalArn: node }),
+    );
+    expect(listed.associatedAccessPolicies?.map((p) => p.policyArn)).toEqual([
+      policy('AmazonEKSAutoNodePolicy'),
+    ]);
+    const entry = await eks.send(new DescribeAccessEntryCommand({ clusterName: 'dev', principalArn: node }));
+    expect(entry.accessEntry?.type).toBe('EC2');
+  });
+
+  it('creates HYPERPOD_LINUX entries and refuses access-policy operations on them', async () => {
+    // botocore service-2.json CreateAccessEntryRequest.type lists HYPERPOD_LINUX; access policies apply to
+    // STANDARD entries (user guide, access-policies.adoc) and the CDK documents none for HyperPod.
+    const hp = `arn:aws:iam::${ACCOUNT}:role/hyperpod-exec`;
+    const eks = client();
+    await eks.send(
+      new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: hp, type: 'HYPERPOD_LINUX' }),
+    );
+    const err = await failure(
+      eks.send(
+        new AssociateAccessPolicyCommand({
+          clusterName: 'dev',
+          principalArn: hp,
+          policyArn: policy('AmazonSagemakerHyperpodClusterPolicy'),
+          accessScope: { type: 'cluster' },
+        }),
+      ),
+    );
+    expect(err.message).toBe(
+      'This operation can only be performed on Access Entries with a type of "STANDARD".',
+    );
+    const list = await failure(
+      eks.send(new ListAssociatedAccessPoliciesCommand({ clusterName: 'dev', principalArn: hp })),
+    );
+    expect(list.name).toBe('InvalidParameterException');
+    // A node type names a role of the cluster's account (user guide, "Create access entries").
+    const otherAccount = await failure(
+      eks.send(
+        new CreateAccessEntryCommand({
+          clusterName: 'dev',
+          principalArn: 'arn:aws:iam::999999999999:role/hp',
+          type: 'HYPERPOD_LINUX',
+        }),
+      ),
+    );
+    expect(otherAccount.name).toBe('InvalidParameterException');
+  });
+
+  it('lets any catalogue policy be associated to a STANDARD entry', async () => {
+    const eks = client();
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    await eks.send(
+      new AssociateAccessPolicyCommand({
+        clusterName: 'dev',
+        principalArn: ROLE,
+        policyArn: policy('AmazonEMRJobPolicy'),
+        accessScope: { type: 'namespace', namespaces: ['emr'] },
+      }),
+    );
+    expect(emu.snapshot('dev')[0]?.policies.map((p) => p.policyArn)).toEqual([policy('AmazonEMRJobPolicy')]);
+  });
+
+  it('hides a just-created entry from Delete and Disassociate too, so a 404 there does not mean "gone"', async () => {
+    // Same window as Describe/Update/Associate: the user guide says access entry creation and updates
+    // "are eventually consistent, and may take several seconds to be effective".
+    emu.setFaults({ postCreateNotFoundMs: 150 });
+    const eks = client();
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    const del = await failure(
+      eks.send(new DeleteAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE })),
+    );
+    expect(del.name).toBe('ResourceNotFoundException');
+    expect(del.message).toContain('The specified principalArn could not be found');
+    const dis = await failure(
+      eks.send(
+        new DisassociateAccessPolicyCommand({ clusterName: 'dev', principalArn: ROLE, policyArn: VIEW }),
+      ),
+    );
+    expect(dis.name).toBe('ResourceNotFoundException');
+    expect(emu.snapshot('dev')).toHaveLength(1);
+    await sleep(200);
+    await eks.send(new DeleteAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    expect(emu.snapshot('dev')).toEqual([]);
+  });
+
+  it('answers a create right after a delete with ResourceInUseException 409 for the post-delete window', async () => {
+    // terraform-aws-eks#3293: replacing an entry (delete, then create) got "ResourceInUseException: The
+    // specified access entry resource is already in use on this cluster".
+    emu.setFaults({ postDeleteConflictMs: 150 });
+    const eks = client();
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    await eks.send(new DeleteAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    const gone = await failure(
+      eks.send(new DescribeAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE })),
+    );
+    expect(gone.name).toBe('ResourceNotFoundException');
+    const again = await failure(
+      eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE })),
+    );
+    expect(again.name).toBe('ResourceInUseException');
+    expect(again.$metadata.httpStatusCode).toBe(409);
+    await sleep(200);
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    expect(emu.snapshot('dev')).toHaveLength(1);
+  });
+
+  it('refuses an empty tag map (TagMap min 1 in the API model) but accepts none', async () => {
+    // botocore service-2.json: "TagMap": {"type": "map", ..., "max": 50, "min": 1}.
+    const eks = client();
+    const err = await failure(
+      eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE, tags: {} })),
+    );
+    expect(err.name).toBe('InvalidParameterException');
+    const tooMany = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, 'v']));
+    expect(
+      (
+        await failure(
+          eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE, tags: tooMany })),
+        )
+      ).name,
+    ).toBe('InvalidParameterException');
+    await eks.send(
+      new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE, tags: { a: 'b' } }),
+    );
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: USER }));
+    expect(emu.snapshot('dev').map((e) => e.tags)).toEqual([{ a: 'b' }, {}]);
+  });
+
+  it('enforces its ceiling on namespaces per access scope (default 50, configurable)', async () => {
+    // The API model sets no maximum on AccessScope.namespaces and no AWS source we found states one; the
+    // emulator holds the system to its own ceiling (functions/core/eks-limits.ts).
+    const eks = client();
+    await eks.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+    const scope = (n: number) => ({
+      type: 'namespace' as const,
+      namespaces: Array.from({ length: n }, (_, i) => `ns-${i}`),
+    });
+    const associate = (n: number) =>
+      eks.send(
+        new AssociateAccessPolicyCommand({
+          clusterName: 'dev',
+          principalArn: ROLE,
+          policyArn: VIEW,
+          accessScope: scope(n),
+        }),
+      );
+    await associate(50);
+    const err = await failure(associate(51));
+    expect(err.name).toBe('InvalidParameterException');
+    expect(err.message).toContain('at most 50 namespaces');
+    expect(emu.snapshot('dev')[0]?.policies[0]?.accessScope.namespaces).toHaveLength(50);
+
+    const strict = await startEksEmulator({
+      accountId: ACCOUNT,
+      clusters: [{ name: 'dev' }],
+      maxNamespacesPerScope: 2,
+    });
+    const c = new EKSClient({
+      endpoint: strict.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 't', secretAccessKey: 't' },
+      maxAttempts: 1,
+    });
+    try {
+      await c.send(new CreateAccessEntryCommand({ clusterName: 'dev', principalArn: ROLE }));
+      const e = await failure(
+        c.send(
+          new AssociateAccessPolicyCommand({
+            clusterName: 'dev',
+            principalArn: ROLE,
+            policyArn: VIEW,
+            accessScope: scope(3),
+          }),
+        ),
+      );
+      expect(e.message).toContain('at most 2 namespaces');
+    } finally {
+      c.destroy();
+      await strict.close();
+    }
   });
 });

@@ -1137,11 +1137,11 @@ describe('alarms', () => {
 });
 
 describe('functions and artifacts', () => {
-  it('runs every function on nodejs22.x or newer, on arm64', () => {
+  it('runs every function on nodejs24.x, on arm64', () => {
+    // nodejs22.x is deprecated from 2027-04-30; nodejs24.x is GA since 2025-11 (DESIGN §4).
     expect(functions().length).toBeGreaterThanOrEqual(2);
     for (const [id, f] of functions()) {
-      const major = Number(/^nodejs(\d+)\.x$/.exec(f.Runtime)?.[1]);
-      expect(major, `${id} ${f.Runtime}`).toBeGreaterThanOrEqual(22);
+      expect(f.Runtime, id).toBe('nodejs24.x');
       expect(f.Architectures, id).toEqual(['arm64']);
     }
   });

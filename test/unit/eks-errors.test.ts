@@ -54,3 +54,27 @@ describe('translateEksError', () => {
     expect((e as PermanentError).cause).toBeDefined();
   });
 });
+
+describe('IAM propagation', () => {
+  // terraform-provider-aws retries exactly this InvalidParameterException on CreateAccessEntry
+  // (internal/service/eks/access_entry.go); terraform-aws-eks#2969 quotes it.
+  const message = 'The specified principalArn is invalid: invalid principal';
+
+  test('the invalid-principal answer to CreateAccessEntry is transient IAM_PROPAGATION', () => {
+    const e = translateEksError('CreateAccessEntry', sdkError('InvalidParameterException', message, 400));
+    expect(e).toBeInstanceOf(TransientError);
+    expect((e as TransientError).code).toBe('IAM_PROPAGATION');
+  });
+
+  test('any other InvalidParameterException, or the same text on another call, stays permanent', () => {
+    for (const [op, text] of [
+      ['CreateAccessEntry', 'The username john{{SessionName}} is invalid'],
+      ['CreateAccessEntry', 'The specified principalArn is invalid'],
+      ['AssociateAccessPolicy', message],
+    ] as const) {
+      const e = translateEksError(op, sdkError('InvalidParameterException', text, 400));
+      expect(e, `${op}: ${text}`).toBeInstanceOf(PermanentError);
+      expect((e as PermanentError).code).toBe('EKS_INVALID_PARAMETER');
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
+import { ACCESS_POLICY_NAMES } from '../../functions/core/access-policies.js';
 import { ConfigError } from '../../functions/core/errors.js';
 import {
   explainForJira,
@@ -255,7 +256,7 @@ describe('the field mapping', () => {
       'JIRA_FIELD_MAPPING: fields.owner: unknown; mappable: clusterName, principalArn, accessLevel, namespaces, kubernetesGroups, duration, requestedBy, reason',
       'JIRA_FIELD_MAPPING: fields.principalArn: is required',
       'JIRA_FIELD_MAPPING: fields.accessLevel: is required',
-      'JIRA_FIELD_MAPPING: accessLevels.Root: "Admin" is not one of AmazonEKSClusterAdminPolicy, AmazonEKSAdminPolicy, AmazonEKSEditPolicy, AmazonEKSViewPolicy, AmazonEKSAdminViewPolicy, AmazonEKSSecretReaderPolicy',
+      `JIRA_FIELD_MAPPING: accessLevels.Root: "Admin" is not one of ${ACCESS_POLICY_NAMES.join(', ')}`,
     ]);
   });
 

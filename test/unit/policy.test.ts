@@ -440,7 +440,21 @@ describe('validatePolicy: errors name the exact path', () => {
     expect(message).toMatch(
       /^clusters\.prod\.rules\.ticket\.allowedPolicies\[1\]: unknown access policy "AmazonEKSReadPolicy"/,
     );
-    expect(message).toContain('AmazonEKSClusterAdminPolicy, AmazonEKSAdminPolicy, AmazonEKSEditPolicy');
+    expect(message).toContain('AmazonEKSAdminPolicy, AmazonEKSAdminViewPolicy, AmazonEKSAutoNodePolicy');
+  });
+
+  test('accepts any policy of the EKS catalogue, not only the ones meant for humans', () => {
+    const raw = rawPolicy();
+    raw.clusters.prod!.rules.ticket!.allowedPolicies = [
+      'AmazonEKSAutoNodePolicy',
+      'AmazonSagemakerHyperpodClusterPolicy',
+      'AmazonEMRJobPolicy',
+    ];
+    expect(validatePolicy(raw).clusters.prod?.rules.ticket?.allowedPolicyArns).toEqual([
+      arn('AmazonEKSAutoNodePolicy'),
+      arn('AmazonSagemakerHyperpodClusterPolicy'),
+      arn('AmazonEMRJobPolicy'),
+    ]);
   });
 
   test('accepts a full policy ARN as well as a short name', () => {

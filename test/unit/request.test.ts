@@ -350,6 +350,14 @@ const CASES: Case[] = [
     input: patch(VIEW, { username: 'alice smith' }),
     code: 'INVALID_USERNAME',
   },
+  // EKS user guide, "Create access entries": "you can't have a username of john{{SessionName}}".
+  ...['john{{SessionName}}', 'u-{{SessionNameRaw}}', 'a{{SessionName}}:b'].map(
+    (username): Case => ({
+      name: `username ${username} (no colon before the template)`,
+      input: patch(VIEW, { username }),
+      code: 'USERNAME_TEMPLATE_NEEDS_COLON',
+    }),
+  ),
   ...['system:admin', 'EKS:x', 'aws:x', 'Amazon:x', 'iam:x'].map(
     (username): Case => ({
       name: `username ${username}`,
@@ -585,7 +593,16 @@ const VALID: Array<[string, Json]> = [
   ],
   ['100 groups', patch(VIEW, { kubernetesGroups: range(100, (i) => `g${i}`) })],
   ['a username with {{SessionName}}', patch(VIEW, { username: 'oncall:{{SessionName}}' })],
-  ['a username with {{SessionNameRaw}}', patch(VIEW, { username: 'u-{{SessionNameRaw}}@x' })],
+  ['a username with {{SessionNameRaw}}', patch(VIEW, { username: 'u:{{SessionNameRaw}}@x' })],
+  // EKS user guide, "Create access entries": the colon only has to come somewhere before the template.
+  [
+    'a username with a leading colon before {{SessionName}}',
+    patch(VIEW, { username: ':john{{SessionName}}' }),
+  ],
+  [
+    'a username with a colon inside before {{SessionName}}',
+    patch(VIEW, { username: 'jo:hn{{SessionName}}' }),
+  ],
   ['a 128-character username', patch(VIEW, { username: 'u'.repeat(128) })],
   ['a username that contains but does not start with aws:', patch(VIEW, { username: 'x-aws:y' })],
   ['a 63-character namespace', withNamespaces([`n${'-'.repeat(61)}n`])],

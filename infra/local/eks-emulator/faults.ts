@@ -25,6 +25,14 @@ export class FaultInjector {
     return this.config.postCreateNotFoundMs ?? 0;
   }
 
+  get postDeleteConflictMs(): number {
+    return this.config.postDeleteConflictMs ?? 0;
+  }
+
+  get iamPropagationMs(): number {
+    return this.config.iamPropagationMs ?? 0;
+  }
+
   latency(): number {
     const l = this.config.latencyMs;
     if (l === undefined) return 0;

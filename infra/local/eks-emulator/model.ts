@@ -3,12 +3,18 @@
 import { randomUUID } from 'node:crypto';
 import { EksApiError } from './errors.js';
 import {
+  DEFAULT_MAX_NAMESPACES_PER_SCOPE,
   ENTRY_TYPES,
+  isServiceLinkedRole,
   MANAGED_POLICY_NAMES,
   parsePrincipal,
+  policiesAllowedFor,
   policyArnOf,
+  SERVICE_LINKED_ROLE_MESSAGE,
+  STANDARD_ONLY_MESSAGE,
   validGroups,
   validPolicyAndScope,
+  validTags,
   validUsername,
 } from './rules.js';
 import type { AccessEntryType, AccessScope, AuthenticationMode, EntrySnapshot, SeedEntry } from './types.js';
@@ -20,6 +26,10 @@ import {
   requiredString,
   tokenField,
 } from './wire.js';
+
+// The exact text terraform-provider-aws retries on (internal/service/eks/access_entry.go,
+// RetryWhenIsAErrorMessageContains[*types.InvalidParameterException]) and terraform-aws-eks#2969 quotes.
+export const INVALID_PRINCIPAL_MESSAGE = 'The specified principalArn is invalid: invalid principal';
 
 const NOT_FOUND_ENTRY =
   "The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'.";
@@ -54,19 +64,32 @@ interface Cluster {
   authenticationMode: AuthenticationMode;
   createdAt: number;
   entries: Map<string, StoredEntry>;
+  /** Epoch ms of the last API delete per principal ARN (the post-delete window). */
+  deletedAt: Map<string, number>;
 }
 
 export interface ModelOptions {
   region: string;
   accountId: string;
   entryQuota: number;
+  maxNamespacesPerScope?: number;
   now?: () => number;
+}
+
+/** Time windows of eventual consistency, from the fault configuration. */
+export interface CreateWindows {
+  postDeleteConflictMs: number;
+  iamPropagationMs: number;
 }
 
 export class EksModel {
   private readonly clusters = new Map<string, Cluster>();
   /** Current id of every IAM principal the emulator has seen, keyed by ARN. */
   private readonly principalIds = new Map<string, string>();
+  /** When createPrincipal/recreatePrincipal last created each principal; absent = long-standing. */
+  private readonly principalCreatedAt = new Map<string, number>();
+  /** Principals deleted in IAM and not created again. */
+  private readonly deletedPrincipals = new Set<string>();
   private idCounter = 0;
   private readonly now: () => number;
 
@@ -88,6 +111,7 @@ export class EksModel {
       authenticationMode,
       createdAt: this.now(),
       entries: new Map(),
+      deletedAt: new Map(),
     });
   }
 
@@ -104,6 +128,10 @@ export class EksModel {
       tags: seed.tags,
     });
     entry.createdByApiAt = Number.NEGATIVE_INFINITY;
+    if (seed.createdAt !== undefined) {
+      entry.createdAt = seed.createdAt;
+      entry.modifiedAt = seed.createdAt;
+    }
     for (const p of seed.policies ?? []) {
       const scope = this.validateAssociation(entry, p.policyArn, p.accessScope);
       const at = this.now();
@@ -141,6 +169,20 @@ export class EksModel {
 
   recreatePrincipal(principalArn: string): void {
     this.principalIds.set(principalArn, this.newPrincipalId(principalArn));
+    this.createPrincipal(principalArn, false);
+  }
+
+  createPrincipal(principalArn: string, newId = true): void {
+    if (newId && (this.deletedPrincipals.has(principalArn) || !this.principalIds.has(principalArn))) {
+      this.principalIds.set(principalArn, this.newPrincipalId(principalArn));
+    }
+    this.deletedPrincipals.delete(principalArn);
+    this.principalCreatedAt.set(principalArn, this.now());
+  }
+
+  deletePrincipal(principalArn: string): void {
+    this.deletedPrincipals.add(principalArn);
+    this.principalCreatedAt.delete(principalArn);
   }
 
   isStale(clusterName: string, principalArn: string): boolean {
@@ -172,15 +214,26 @@ export class EksModel {
     return { accessPolicies: page.items, ...tokenField(page.nextToken) };
   }
 
-  createAccessEntry(clusterName: string, body: Record<string, unknown>): unknown {
+  createAccessEntry(
+    clusterName: string,
+    body: Record<string, unknown>,
+    windows: CreateWindows = { postDeleteConflictMs: 0, iamPropagationMs: 0 },
+  ): unknown {
     const cluster = this.accessEntryCluster(clusterName);
     const principalArn = requiredString(body, 'principalArn');
+    refuseServiceLinkedRole(principalArn);
     const token = optionalString(body, 'clientRequestToken');
     const existing = cluster.entries.get(principalArn);
-    if (existing) {
+    if (!existing) this.requirePropagatedPrincipal(principalArn, windows.iamPropagationMs);
+    // A just-deleted entry still holds its name for a while: a delete-then-create is answered 409 like a
+    // create over a live entry (terraform-aws-eks#3293: a replace, i.e. delete then create, got
+    // "ResourceInUseException: The specified access entry resource is already in use on this cluster").
+    const deletedAt = cluster.deletedAt.get(principalArn);
+    const stillDeleting = deletedAt !== undefined && this.now() - deletedAt < windows.postDeleteConflictMs;
+    if (existing || stillDeleting) {
       // The SDK fills clientRequestToken itself, so a retried create that already succeeded is answered
       // with the entry, as EKS does for an idempotent replay, instead of ResourceInUseException.
-      if (token !== undefined && existing.clientRequestToken === token)
+      if (existing && token !== undefined && existing.clientRequestToken === token)
         return { accessEntry: this.view(cluster, existing) };
       throw new EksApiError(
         'ResourceInUseException',
@@ -193,7 +246,7 @@ export class EksModel {
       type: optionalString(body, 'type'),
       kubernetesGroups: optionalStringList(body, 'kubernetesGroups'),
       username: optionalString(body, 'username'),
-      tags: optionalStringMap(body, 'tags'),
+      tags: validTags(optionalStringMap(body, 'tags')),
     });
     if (cluster.entries.size >= this.opts.entryQuota) {
       throw new EksApiError(
@@ -220,6 +273,7 @@ export class EksModel {
     visibleAfterCreateMs: number,
   ): unknown {
     const cluster = this.accessEntryCluster(clusterName);
+    refuseServiceLinkedRole(principalArn);
     const entry = this.visibleEntry(cluster, principalArn, visibleAfterCreateMs);
     const groups = optionalStringList(body, 'kubernetesGroups');
     const username = optionalString(body, 'username');
@@ -231,11 +285,14 @@ export class EksModel {
     return { accessEntry: this.view(cluster, entry) };
   }
 
-  deleteAccessEntry(clusterName: string, principalArn: string): unknown {
+  deleteAccessEntry(clusterName: string, principalArn: string, visibleAfterCreateMs = 0): unknown {
     const cluster = this.accessEntryCluster(clusterName);
-    this.entry(cluster, principalArn);
+    refuseServiceLinkedRole(principalArn);
+    // A delete right after the create can miss the entry too: "404 means already gone" is then wrong.
+    this.visibleEntry(cluster, principalArn, visibleAfterCreateMs);
     // Policies live inside the entry, so they go with it.
     cluster.entries.delete(principalArn);
+    cluster.deletedAt.set(principalArn, this.now());
     return {};
   }
 
@@ -257,6 +314,7 @@ export class EksModel {
     visibleAfterCreateMs: number,
   ): unknown {
     const cluster = this.accessEntryCluster(clusterName);
+    refuseServiceLinkedRole(principalArn);
     const entry = this.visibleEntry(cluster, principalArn, visibleAfterCreateMs);
     const policyArn = requiredString(body, 'policyArn');
     const rawScope = body.accessScope;
@@ -277,9 +335,18 @@ export class EksModel {
     return { clusterName: cluster.name, principalArn, associatedAccessPolicy: policyView(stored) };
   }
 
-  disassociateAccessPolicy(clusterName: string, principalArn: string, policyArn: string): unknown {
+  disassociateAccessPolicy(
+    clusterName: string,
+    principalArn: string,
+    policyArn: string,
+    visibleAfterCreateMs = 0,
+  ): unknown {
     const cluster = this.accessEntryCluster(clusterName);
-    const entry = this.entry(cluster, principalArn);
+    refuseServiceLinkedRole(principalArn);
+    const entry = this.visibleEntry(cluster, principalArn, visibleAfterCreateMs);
+    if (entry.type !== 'STANDARD' && entry.type !== 'EC2') {
+      throw new EksApiError('InvalidParameterException', STANDARD_ONLY_MESSAGE, { clusterName });
+    }
     if (!entry.policies.delete(policyArn)) {
       throw new EksApiError(
         'ResourceNotFoundException',
@@ -298,6 +365,9 @@ export class EksModel {
   ): unknown {
     const cluster = this.accessEntryCluster(clusterName);
     const entry = this.visibleEntry(cluster, principalArn, visibleAfterCreateMs);
+    if (entry.type !== 'STANDARD' && entry.type !== 'EC2') {
+      throw new EksApiError('InvalidParameterException', STANDARD_ONLY_MESSAGE, { clusterName });
+    }
     const policies = [...entry.policies.values()].sort((a, b) => compare(a.policyArn, b.policyArn));
     const page = paginate(policies, (p) => p.policyArn, query);
     return {
@@ -398,13 +468,28 @@ export class EksModel {
     policyArn: string,
     scope: AccessScope,
   ): { type: 'cluster' | 'namespace'; namespaces: string[] } {
-    if (entry.type !== 'STANDARD') {
+    const allowed = policiesAllowedFor(entry.type);
+    if (allowed !== 'all' && !allowed.includes(policyArn)) {
       throw new EksApiError(
-        'InvalidRequestException',
-        `Access policies can only be associated with STANDARD access entries; this entry is ${entry.type}.`,
+        'InvalidParameterException',
+        allowed.length === 0
+          ? STANDARD_ONLY_MESSAGE
+          : `Access entries of type ${entry.type} accept only ${allowed.join(', ')}; got ${policyArn}.`,
       );
     }
-    return validPolicyAndScope(policyArn, scope);
+    const valid = validPolicyAndScope(
+      policyArn,
+      scope,
+      this.opts.maxNamespacesPerScope ?? DEFAULT_MAX_NAMESPACES_PER_SCOPE,
+    );
+    // The user guide associates AmazonEKSAutoNodePolicy to an EC2 entry with `--access-scope type=cluster`.
+    if (entry.type === 'EC2' && valid.type !== 'cluster') {
+      throw new EksApiError(
+        'InvalidParameterException',
+        'Access policies on EC2 access entries must have a cluster access scope.',
+      );
+    }
+    return valid;
   }
 
   private view(cluster: Cluster, e: StoredEntry): unknown {
@@ -420,6 +505,15 @@ export class EksModel {
       username: e.username,
       type: e.type,
     };
+  }
+
+  /** IAM propagation: a principal created moments ago, or deleted, is not yet (or no longer) known to EKS. */
+  private requirePropagatedPrincipal(principalArn: string, iamPropagationMs: number): void {
+    const createdAt = this.principalCreatedAt.get(principalArn);
+    const fresh = createdAt !== undefined && this.now() - createdAt < iamPropagationMs;
+    if (fresh || this.deletedPrincipals.has(principalArn)) {
+      throw new EksApiError('InvalidParameterException', INVALID_PRINCIPAL_MESSAGE);
+    }
   }
 
   private currentPrincipalId(principalArn: string): string {
@@ -450,4 +544,10 @@ function policyView(p: StoredPolicy): unknown {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function refuseServiceLinkedRole(principalArn: string): void {
+  if (isServiceLinkedRole(principalArn)) {
+    throw new EksApiError('InvalidParameterException', SERVICE_LINKED_ROLE_MESSAGE);
+  }
 }

@@ -9,7 +9,8 @@ export type AccessEntryType =
   | 'EC2_WINDOWS'
   | 'FARGATE_LINUX'
   | 'EC2'
-  | 'HYBRID_LINUX';
+  | 'HYBRID_LINUX'
+  | 'HYPERPOD_LINUX';
 
 export type EksOperation =
   | 'CreateAccessEntry'
@@ -34,6 +35,8 @@ export interface EksEmulatorOptions {
   accountId?: string;
   clusters?: Array<{ name: string; authenticationMode?: AuthenticationMode }>;
   entryQuota?: number;
+  /** Ceiling on namespaces per access scope (see rules.ts DEFAULT_MAX_NAMESPACES_PER_SCOPE). */
+  maxNamespacesPerScope?: number;
 }
 
 export interface FaultConfig {
@@ -44,8 +47,18 @@ export interface FaultConfig {
   /** Token bucket over all calls (it starts full); an empty bucket answers 429 ThrottlingException. */
   throttle?: { ratePerSecond: number; burst: number };
   latencyMs?: number | { min: number; max: number };
-  /** For this long after CreateAccessEntry, reads and writes on that entry answer 404 (eventual consistency). */
+  /**
+   * For this long after CreateAccessEntry, every call on that entry (Describe, Update, Delete, Associate,
+   * Disassociate, ListAssociated) answers 404 "principalArn could not be found" (eventual consistency).
+   */
   postCreateNotFoundMs?: number;
+  /** For this long after DeleteAccessEntry, CreateAccessEntry for that principal answers 409 ResourceInUseException. */
+  postDeleteConflictMs?: number;
+  /**
+   * For this long after createPrincipal/recreatePrincipal, CreateAccessEntry for that principal answers
+   * InvalidParameterException "The specified principalArn is invalid: invalid principal" (IAM propagation).
+   */
+  iamPropagationMs?: number;
   /** Injectable RNG for errorRate and latency ranges. */
   random?: () => number;
 }
@@ -66,6 +79,8 @@ export interface SeedEntry {
   username?: string;
   tags?: Record<string, string>;
   policies?: Array<{ policyArn: string; accessScope: AccessScope }>;
+  /** Epoch ms the entry was created (default: now), e.g. long before its role was recreated. */
+  createdAt?: number;
 }
 
 export interface EntrySnapshot {
@@ -95,8 +110,12 @@ export interface EksEmulator {
   seedEntry(cluster: string, entry: SeedEntry): void;
   /** Entries sorted by principalArn, policies by policyArn, groups and namespaces sorted. */
   snapshot(cluster: string): EntrySnapshot[];
-  /** Simulates deleting and recreating the IAM principal: same ARN, new principal id. */
+  /** Simulates deleting and recreating the IAM principal: same ARN, new principal id, freshly created. */
   recreatePrincipal(principalArn: string): void;
+  /** Simulates creating the IAM principal now (it is unknown to EKS for `iamPropagationMs`). */
+  createPrincipal(principalArn: string): void;
+  /** Simulates deleting the IAM principal: CreateAccessEntry calls it invalid until it is created again. */
+  deletePrincipal(principalArn: string): void;
   /** True when the entry was created for an earlier incarnation of the principal (it no longer works in EKS). */
   isStale(cluster: string, principalArn: string): boolean;
 }
