@@ -12,6 +12,11 @@ export interface FlagSpec {
   /** Placeholder in usage text. */
   arg?: string;
   help: string;
+  /**
+   * For string flags: checks the value while parsing (throws a UsageError naming the flag), so a bad value
+   * is reported before the CLI looks for the system it targets.
+   */
+  check?: (name: string, value: string) => void;
 }
 
 export interface CommandSpec {
@@ -119,6 +124,14 @@ export function parseArgs(argv: readonly string[], commands: readonly CommandSpe
         `--${name} ${JSON.stringify(value)} is not one of ${spec.values.join(', ')}`,
         command,
       );
+    }
+    if (spec.check) {
+      try {
+        spec.check(name, value);
+      } catch (err) {
+        if (err instanceof UsageError) throw new UsageError(err.message, command);
+        throw err;
+      }
     }
     flags[name] = value;
   }

@@ -309,7 +309,9 @@ const invisibleInText: fc.Arbitrary<BadBody> = fc
     const o = base();
     if (field === 'approvedBy') o.approvedBy = [insertAt('bob@example.com', at, ch, false)];
     else o[field] = insertAt(String(o[field]), at, ch, false);
-    return { kind: `invisible character in ${field}`, body: json(o), codes: ['INVALID_FIELD'] };
+    // requestedBy and approvedBy are canonical identities (request.ts): their own code says so.
+    const codes = field === 'reason' ? ['INVALID_FIELD'] : ['INVALID_IDENTITY'];
+    return { kind: `invisible character in ${field}`, body: json(o), codes };
   });
 
 const account = fc.stringMatching(/^[0-9]{12}$/).filter((a) => a !== ALLOWED_ACCOUNT);

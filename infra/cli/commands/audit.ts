@@ -16,6 +16,7 @@ export const audit: Command = {
         type: 'string',
         arg: 'PT24H',
         help: 'only records this recent (ISO-8601 duration; default PT24H)',
+        check: durationFlag,
       },
     },
   },

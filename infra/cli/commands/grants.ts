@@ -44,6 +44,7 @@ export const grants: Command = {
         type: 'string',
         arg: 'PT1H',
         help: 'only active grants ending within this ISO-8601 duration',
+        check: durationFlag,
       },
     },
     exclusive: [['status', 'expiring-within']],
