@@ -25,6 +25,7 @@ const clients = defaultTicketIntakeClients(config);
 
 const intake = createTicketIntake({
   config,
+  region: config.region,
   policy: loadPolicyJson(config.policyPath),
   clients,
   logger,
