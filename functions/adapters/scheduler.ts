@@ -12,6 +12,7 @@ import {
   CreateScheduleCommand,
   DeleteScheduleCommand,
   type SchedulerClient,
+  UpdateScheduleCommand,
 } from '@aws-sdk/client-scheduler';
 import { isRemoteKey } from '../core/cluster-target.js';
 import { PermanentError, TransientError } from '../core/errors.js';
@@ -75,32 +76,49 @@ export class SchedulerAdapter implements ExpiryScheduler {
   ): Promise<void> {
     if (!grant.expiresAt) return;
     try {
-      await this.client.send(
-        new CreateScheduleCommand({
-          Name: scheduleName(grant.grantId, clusterKey),
-          GroupName: this.target.groupName,
-          ScheduleExpression: atExpression(grant.expiresAt),
-          ScheduleExpressionTimezone: 'UTC',
-          FlexibleTimeWindow: { Mode: 'OFF' },
-          ActionAfterCompletion: 'DELETE',
-          Description:
-            `expire grant ${grant.grantId} of ${request.principalArn} on ${request.clusterName}`.slice(
-              0,
-              512,
-            ),
-          Target: {
-            Arn: this.target.queueArn,
-            RoleArn: this.target.roleArn,
-            Input: JSON.stringify(expiryRequest(request, grant.grantId, clusterKey)),
-            SqsParameters: { MessageGroupId: messageGroupId(clusterKey, request.principalArn) },
-          },
-        }),
-      );
+      await this.client.send(new CreateScheduleCommand(this.expirySchedule(request, grant, clusterKey)));
     } catch (err) {
       // Same name = this grant's schedule already exists (a replay): nothing to do.
       if ((err as Error).name === 'ConflictException') return;
       throw translate('CreateSchedule', err);
     }
+  }
+
+  async rescheduleExpiry(
+    request: AccessRequest,
+    grant: Grant,
+    clusterKey: string = request.clusterName,
+  ): Promise<void> {
+    if (!grant.expiresAt) return;
+    // UpdateSchedule replaces every field, so it takes the same full definition as the create.
+    try {
+      await this.client.send(new UpdateScheduleCommand(this.expirySchedule(request, grant, clusterKey)));
+    } catch (err) {
+      // Gone (fired and deleted just now, or never created): create it at the new end instead.
+      if ((err as Error).name !== 'ResourceNotFoundException') throw translate('UpdateSchedule', err);
+      await this.scheduleExpiry(request, grant, clusterKey);
+    }
+  }
+
+  private expirySchedule(request: AccessRequest, grant: Grant, clusterKey: string) {
+    return {
+      Name: scheduleName(grant.grantId, clusterKey),
+      GroupName: this.target.groupName,
+      ScheduleExpression: atExpression(grant.expiresAt as string),
+      ScheduleExpressionTimezone: 'UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' as const },
+      ActionAfterCompletion: 'DELETE' as const,
+      Description: `expire grant ${grant.grantId} of ${request.principalArn} on ${request.clusterName}`.slice(
+        0,
+        512,
+      ),
+      Target: {
+        Arn: this.target.queueArn,
+        RoleArn: this.target.roleArn,
+        Input: JSON.stringify(expiryRequest(request, grant.grantId, clusterKey)),
+        SqsParameters: { MessageGroupId: messageGroupId(clusterKey, request.principalArn) },
+      },
+    };
   }
 
   async cancelExpiry(grantId: string, clusterKey?: string): Promise<void> {

@@ -17,7 +17,7 @@ import {
   toJsonSchema,
   validate,
 } from './schema.js';
-import { SOURCES } from './types.js';
+import { ACTIONS, SOURCES } from './types.js';
 
 export const AUDIT_OPERATIONS = [
   'CreateAccessEntry',
@@ -123,7 +123,7 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
       optional('clusterName', text()),
       optional('principalArn', text()),
       optional('source', oneOf(SOURCES)),
-      optional('action', oneOf(['grant', 'revoke'])),
+      optional('action', oneOf(ACTIONS)),
       optional('requestedBy', text()),
       optional('approvedBy', strings),
       optional('ticket', text()),
@@ -136,6 +136,7 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
         items: change,
       }),
       optional('expiresAt', instant()),
+      optional('previousExpiresAt', instant('On extended: when the grant was to end before this extension.')),
       optional('endedBy', endedBy),
       optional('dropped', dropped),
       required('attempt', attempt),

@@ -16,6 +16,8 @@ export const AUDIT_OUTCOMES = [
   'drift',
   /** The worker converged a drifted principal back to the ledger (opt-in). */
   'repaired',
+  /** An operator moved a time-boxed grant's end later; `expiresAt` is the new end, `previousExpiresAt` the old. */
+  'extended',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
@@ -47,6 +49,8 @@ export interface AuditRecord {
   incidentId?: string;
   changes: AuditChange[];
   expiresAt?: string;
+  /** On `extended`: when the grant was to end before this extension. */
+  previousExpiresAt?: string;
   /** On `revoked` and `expired`: who ended the grant(s): the route, its request, and who it says asked. */
   endedBy?: EndedBy;
   /**
@@ -70,6 +74,7 @@ export interface AuditInput {
   reason?: Reason;
   changes?: AuditChange[];
   expiresAt?: string;
+  previousExpiresAt?: string;
   /** Defaults to `high` for break-glass requests; the expiry of a break-glass grant passes it too. */
   severity?: AuditRecord['severity'];
   endedBy?: EndedBy;
@@ -97,6 +102,7 @@ export function buildAuditRecord(input: AuditInput, hash: (s: string) => string)
     ...(r.incidentId !== undefined && { incidentId: r.incidentId }),
     changes: input.changes ?? [],
     ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+    ...(input.previousExpiresAt !== undefined && { previousExpiresAt: input.previousExpiresAt }),
     ...(input.endedBy !== undefined && { endedBy: input.endedBy }),
     ...(input.dropped !== undefined && { dropped: input.dropped }),
     attempt: input.attempt,

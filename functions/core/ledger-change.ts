@@ -9,6 +9,7 @@
  *   grant     insert the grant (capturing the baseline before our first change), or revive a failed one
  *   end       a revoke or expiry naming a grant: end it, if the sender may (revoke rights below)
  *   narrow    a revoke naming access but no grant: take exactly that out of the grants the sender may end
+ *   extend    an operator moves a time-boxed grant's end later, as core/extension.ts decides; rescheduled
  *
  * Revoke rights: a revoke ends only grants its route made, so a holder of one route's key cannot end what
  * another route granted. `expiry` (the Scheduler and the reconciler's sweep) and `operator` end anything;
@@ -18,6 +19,7 @@
  * expiry.
  */
 import { RejectionError } from './errors.js';
+import { decideExtension, type GrantExtension } from './extension.js';
 import {
   type Baseline,
   type EndedBy,
@@ -27,6 +29,7 @@ import {
   narrowGrants,
   type PrincipalRecord,
 } from './ledger.js';
+import type { GuardrailPolicy } from './policy.js';
 import type { AccessRequest, AccessState, Source } from './types.js';
 
 export type { EndedBy } from './ledger.js';
@@ -56,6 +59,8 @@ export interface LedgerChangeInput {
   now: Date;
   /** The queue message; stamped on every grant this change touches. */
   messageId: string;
+  /** Needed by an extend only: it is decided against the rule of the grant's route. */
+  policy?: GuardrailPolicy;
 }
 
 export type BaselineWrite =
@@ -84,6 +89,12 @@ export interface LedgerChange {
   updates: GrantUpdate[];
   /** Expiry schedules of grants that ended, removed last. */
   cancelExpiries: string[];
+  /** Grants whose end moved: their schedules are moved to the new end (after the writes). */
+  reschedule: Grant[];
+  /** On an extend: the extension, as the grant records it (also on a replay of it). */
+  extension?: GrantExtension;
+  /** On an extend decided now: the policy rule that allowed it (e.g. clusters.prod.rules.ticket). */
+  rule?: string;
   /** The grant the request concerns, as it will be once the writes are done. */
   grant?: Grant;
   /** The request created its grant now (not a replay of one already recorded). */
@@ -100,11 +111,12 @@ export interface LedgerChange {
 
 type Transition = (input: LedgerChangeInput) => LedgerChange;
 
-const TRANSITIONS: Record<'converge' | 'grant' | 'end' | 'narrow', Transition> = {
+const TRANSITIONS: Record<'converge' | 'grant' | 'end' | 'narrow' | 'extend', Transition> = {
   converge: () => nothing(),
   grant: grantTransition,
   end: endTransition,
   narrow: narrowTransition,
+  extend: extendTransition,
 };
 
 /** The change a request makes to the ledger record, or a RejectionError saying why it may not. */
@@ -116,6 +128,7 @@ export function transitionOf(request: AccessRequest): keyof typeof TRANSITIONS {
   // The reconciler asks only to converge EKS to what the ledger already says.
   if (request.source === 'reconcile') return 'converge';
   if (request.action === 'grant') return 'grant';
+  if (request.action === 'extend') return 'extend';
   return request.grantId !== undefined ? 'end' : 'narrow';
 }
 
@@ -252,6 +265,50 @@ function narrowTransition(input: LedgerChangeInput): LedgerChange {
   return changed.length > 0 ? { ...change, endedBy } : change;
 }
 
+/** An operator's extension of one time-boxed grant: decided by core/extension.ts, then recorded and rescheduled. */
+function extendTransition(input: LedgerChangeInput): LedgerChange {
+  const { record, request, now, messageId, policy } = input;
+  const grant = record.grants.find((g) => g.grantId === request.grantId);
+  if (!grant) {
+    throw new RejectionError(
+      'GRANT_NOT_FOUND',
+      `no grant ${request.grantId} exists for ${request.principalArn} on ${request.clusterName}; nothing to extend`,
+    );
+  }
+  const change = nothing();
+  const done = grant.extensions?.find((e) => e.requestId === request.requestId);
+  if (done) {
+    // A redelivery or replay of an extension already recorded: extending again would add the time twice.
+    // Moving the schedule again is idempotent and finishes an attempt that failed after the ledger write.
+    if (grant.status === 'active') change.reschedule.push(grant);
+    return { ...change, grant, extension: done };
+  }
+  if (!policy) throw new Error('internal: an extend is decided against the guardrail policy; none was given');
+  const decision = decideExtension(policy, request, grant, now);
+  if (!decision.allowed) throw new RejectionError(decision.reason.code, decision.reason.message);
+  const extension: GrantExtension = {
+    requestId: request.requestId,
+    previousExpiresAt: decision.previousExpiresAt,
+    expiresAt: decision.expiresAt,
+    at: now.toISOString(),
+    ...(request.requestedBy !== undefined && { requestedBy: request.requestedBy }),
+    ...(request.approvedBy !== undefined && { approvedBy: request.approvedBy }),
+    ...(request.reason !== undefined && { reason: request.reason }),
+  };
+  const extended = stamp(
+    {
+      ...grant,
+      expiresAt: decision.expiresAt,
+      extensions: [...(grant.extensions ?? []), extension],
+      version: grant.version + 1,
+    },
+    messageId,
+  );
+  change.updates.push({ next: extended, expectedVersion: grant.version });
+  change.reschedule.push(extended);
+  return { ...change, grant: extended, extension, rule: decision.rule };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 /** Whether the revoke (or expiry) `request` may end or narrow `grant`: see the module comment. */
@@ -303,7 +360,7 @@ function stamp(grant: Grant, messageId: string): Grant {
 }
 
 function nothing(): LedgerChange {
-  return { updates: [], cancelExpiries: [], notes: [] };
+  return { updates: [], cancelExpiries: [], reschedule: [], notes: [] };
 }
 
 function isEmptyBaseline(b: Baseline | undefined): boolean {

@@ -2,6 +2,7 @@
  * The grants ledger model: what this system has done to one (cluster, principal).
  * Pure data and pure transitions; persistence lives in adapters/ledger.ts.
  */
+import type { GrantExtension } from './extension.js';
 import type { AccessRequest, AccessState, PolicyAssociation, Source } from './types.js';
 
 /** Who ended a grant: the route the revoke came by, its request, and who it says asked. */
@@ -37,6 +38,8 @@ export interface Grant {
    * would look like someone else's and stay on the entry for good.
    */
   narrowedAway?: { policyArns: string[]; kubernetesGroups: string[] };
+  /** Operator extensions, oldest first; `expiresAt` is the latest one's end. */
+  extensions?: GrantExtension[];
   /** Optimistic-concurrency counter for conditional writes. */
   version: number;
   /**

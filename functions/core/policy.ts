@@ -143,6 +143,12 @@ export function decide(policy: GuardrailPolicy, request: AccessRequest, now: Dat
     );
   }
   if (request.action === 'revoke') return { allowed: true, rule: clusterPath };
+  if (request.action === 'extend') {
+    // Decided in full against the grant it names (core/extension.ts, from the ledger change): the rule is
+    // that of the route the grant came by, which only the ledger knows. Here: an extend adds no access.
+    if (carriesAccess(request)) return deny(clusterPath, 'an extend cannot add access; it only moves an end');
+    return { allowed: true, rule: clusterPath };
+  }
   if (request.source === 'expiry' || request.source === 'reconcile') {
     // Defence in depth: these sources only replay the ledger, so one that names access is forged or buggy.
     if (carriesAccess(request)) {
@@ -162,7 +168,8 @@ export function decide(policy: GuardrailPolicy, request: AccessRequest, now: Dat
   return decideGrant(rule, rulePath, request, now);
 }
 
-function decideGrant(rule: SourceRule, path: string, request: AccessRequest, now: Date): Decision {
+/** One rule's full check of a grant request (`path` names the rule in messages); core/extension.ts reuses it. */
+export function decideGrant(rule: SourceRule, path: string, request: AccessRequest, now: Date): Decision {
   const at = (key: string) => join(path, key);
 
   const [, partition, account] = PRINCIPAL_ACCOUNT_RE.exec(request.principalArn) ?? [];
@@ -410,7 +417,7 @@ function parseDurationMs(text: string): number | undefined {
 }
 
 /** ms → ISO-8601 duration for messages, rounded up to the second so an excess never prints as equal. */
-function formatDuration(ms: number): string {
+export function formatDuration(ms: number): string {
   let rest = Math.ceil(ms / 1000);
   const days = Math.floor(rest / 86_400);
   rest -= days * 86_400;
@@ -432,12 +439,12 @@ function listed(items: readonly string[]): string {
 }
 
 /** Own-property lookup: a cluster named `constructor` must not find Object.prototype.constructor. */
-function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 /** Path segment join; keys that would not read as plain words are quoted. */
-function join(path: string, key: string): string {
+export function join(path: string, key: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(key)) return `${path}[${JSON.stringify(key)}]`;
   return path === '' ? key : `${path}.${key}`;
 }

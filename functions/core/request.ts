@@ -78,6 +78,8 @@ export const REQUEST_REASON_CODES = [
   'DURATION_REQUIRED',
   'GRANT_ID_REQUIRED',
   'INVALID_IDENTITY',
+  'EXTENSION_REQUIRED',
+  'EXTEND_CHANGES_ACCESS',
 ] as const;
 export type RequestReasonCode = (typeof REQUEST_REASON_CODES)[number];
 
@@ -575,7 +577,20 @@ const FIELDS = [
   {
     name: 'grantId',
     required: false,
-    spec: identifier('INVALID_FIELD', 'For revoke and expiry: the requestId of the grant to end.'),
+    spec: identifier(
+      'INVALID_FIELD',
+      'For revoke, expiry and extend: the requestId of the grant to end or extend.',
+    ),
+  },
+  {
+    name: 'extendBy',
+    required: false,
+    spec: {
+      ...duration,
+      description:
+        'Only on an extend: how much later than its current end the grant ends. Mutually exclusive with expiresAt ' +
+        '(the new end as an instant); the guardrail rule that made the grant caps the total from its start.',
+    },
   },
   {
     name: 'principalRecreated',
@@ -651,6 +666,75 @@ const RULES: readonly ObjectRule[] = [
       if: { properties: { source: { const: 'expiry' } }, required: ['source'] },
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema keyword
       then: { required: ['grantId'], properties: { action: { const: 'revoke' } } },
+    },
+  },
+  {
+    // An extend moves the end of one grant and nothing else: what it gives was decided when it was granted,
+    // so access fields are refused rather than ignored (an operator must not believe they changed it).
+    check: (o) => {
+      if (own(o, 'action') !== 'extend') {
+        return has(o, 'extendBy')
+          ? reason(
+              'CONFLICTING_FIELDS',
+              `"extendBy" is only accepted on action "extend"; got action ${show(own(o, 'action'))}. ` +
+                'Remove "extendBy", or use "duration" / "expiresAt" on a grant.',
+            )
+          : undefined;
+      }
+      if (!has(o, 'grantId')) {
+        return reason(
+          'GRANT_ID_REQUIRED',
+          'Action "extend" needs "grantId": the requestId of the grant to extend (see `eks-access-grants grants`).',
+        );
+      }
+      const access = ['accessPolicies', 'kubernetesGroups', 'username'].filter((k) => has(o, k));
+      if (access.length > 0) {
+        return reason(
+          'EXTEND_CHANGES_ACCESS',
+          `Action "extend" only moves a grant's end; it cannot carry ${access.map((k) => `"${k}"`).join(', ')}. ` +
+            'Remove them, or request the different access as a new grant.',
+        );
+      }
+      if (has(o, 'duration')) {
+        return reason(
+          'CONFLICTING_FIELDS',
+          'Action "extend" takes "extendBy" (e.g. PT1H, added to the current end) or "expiresAt" (the new end), ' +
+            'not "duration".',
+        );
+      }
+      if (has(o, 'extendBy') && has(o, 'expiresAt')) {
+        return reason(
+          'CONFLICTING_FIELDS',
+          '"extendBy" and "expiresAt" are both set; send exactly one: "extendBy" (e.g. PT1H, added to the ' +
+            'current end) or "expiresAt" (the new end, e.g. 2026-11-21T20:00:00Z).',
+        );
+      }
+      if (!has(o, 'extendBy') && !has(o, 'expiresAt')) {
+        return reason(
+          'EXTENSION_REQUIRED',
+          'Action "extend" needs "extendBy" (e.g. PT1H, added to the current end) or "expiresAt" (the new end).',
+        );
+      }
+      return undefined;
+    },
+    schema: {
+      $comment: 'extendBy only on an extend; an extend names its grant, one new end, and no access',
+      if: { properties: { action: { const: 'extend' } }, required: ['action'] },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema keyword
+      then: {
+        required: ['grantId'],
+        not: {
+          anyOf: [
+            { required: ['accessPolicies'] },
+            { required: ['kubernetesGroups'] },
+            { required: ['username'] },
+            { required: ['duration'] },
+            { required: ['extendBy', 'expiresAt'] },
+          ],
+        },
+        anyOf: [{ required: ['extendBy'] }, { required: ['expiresAt'] }],
+      },
+      else: { not: { required: ['extendBy'] } },
     },
   },
   {

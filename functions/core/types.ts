@@ -12,7 +12,11 @@ export const SOURCES = [
 ] as const;
 export type Source = (typeof SOURCES)[number];
 
-export const ACTIONS = ['grant', 'revoke'] as const;
+/**
+ * `extend` moves the end of one time-boxed grant (`grantId`) later, by `extendBy` or to a new `expiresAt`;
+ * it never changes what the grant gives. Operators only (core/extension.ts says who and why).
+ */
+export const ACTIONS = ['grant', 'revoke', 'extend'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export type ScopeType = 'cluster' | 'namespace';
@@ -48,8 +52,10 @@ export interface AccessRequest {
   reason?: string;
   ticket?: string;
   incidentId?: string;
-  /** For revoke and expiry: the grant to end (a grant's id is the requestId that created it). */
+  /** For revoke, expiry and extend: the grant to end or extend (a grant's id is the requestId that created it). */
   grantId?: string;
+  /** Only on an extend: how much later the grant ends (ISO-8601 duration). Mutually exclusive with expiresAt. */
+  extendBy?: string;
   /**
    * Only on an `iam-role-created` grant: the role was (re)created, so an access entry that already exists
    * for this ARN belongs to an earlier role with the same ARN and a different role id. EKS keeps such an

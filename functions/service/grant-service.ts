@@ -55,6 +55,8 @@ export interface ExpiryScheduler {
   scheduleExpiry(request: AccessRequest, grant: Grant, clusterKey?: string): Promise<void>;
   /** Removes the schedule of an ended grant; absent schedules are fine. */
   cancelExpiry(grantId: string, clusterKey?: string): Promise<void>;
+  /** Moves the schedule of a grant whose end moved (an extension) to `grant.expiresAt`; creates it if absent. */
+  rescheduleExpiry(request: AccessRequest, grant: Grant, clusterKey?: string): Promise<void>;
 }
 
 export interface GrantServiceDeps {
@@ -105,6 +107,7 @@ const TERMINAL_OUTCOME: Record<string, AuditOutcome> = {
   revoke: 'revoked',
   expiry: 'expired',
   reconcile: 'repaired',
+  extend: 'extended',
 };
 
 /** Where a request acts: its resolved cluster, and that cluster's ledger / group / schedule key. */
@@ -122,6 +125,7 @@ interface ConvergeResult {
   severity?: 'high';
   endedBy?: EndedBy;
   dropped?: DroppedAccess;
+  previousExpiresAt?: string;
 }
 
 export class GrantService {
@@ -313,6 +317,8 @@ export class GrantService {
       ...(changed && ledgerChange.endedBy && { endedBy: ledgerChange.endedBy }),
       ...(ledgerChange.grant && { grantId: ledgerChange.grant.grantId }),
       ...(ledgerChange.grant?.expiresAt && { expiresAt: ledgerChange.grant.expiresAt }),
+      ...(changed &&
+        ledgerChange.extension && { previousExpiresAt: ledgerChange.extension.previousExpiresAt }),
     };
   }
 
@@ -398,7 +404,15 @@ export class GrantService {
   ): Promise<LedgerChange> {
     const { principalArn } = request;
     const ledger = this.deps.ledger;
-    const change = planLedgerChange({ record, request, current, expiresAt, now, messageId });
+    const change = planLedgerChange({
+      record,
+      request,
+      current,
+      expiresAt,
+      now,
+      messageId,
+      policy: this.deps.policy,
+    });
     refuseScopeOverflow(request, record, change, now);
     for (const note of change.notes)
       this.deps.logger[note.level](note.message, { requestId: request.requestId, ...note.data });
@@ -430,6 +444,9 @@ export class GrantService {
     }
     for (const grantId of change.cancelExpiries)
       await this.deps.scheduler?.cancelExpiry(grantId, clusterName);
+    // After the ledger write: a failure here retries the message, and the replayed extension moves it again.
+    for (const grant of change.reschedule)
+      await this.deps.scheduler?.rescheduleExpiry(request, grant, clusterName);
     return change;
   }
 
@@ -540,6 +557,7 @@ export class GrantService {
       severity?: 'high';
       endedBy?: EndedBy;
       dropped?: DroppedAccess;
+      previousExpiresAt?: string;
     },
   ): Promise<MessageResult> {
     const record = buildAuditRecord(

@@ -10,6 +10,7 @@ import { Clients } from './clients.js';
 import { access } from './commands/access.js';
 import { audit } from './commands/audit.js';
 import { dlqList, dlqRedrive } from './commands/dlq.js';
+import { extend } from './commands/extend.js';
 import { grants } from './commands/grants.js';
 import { plan } from './commands/plan.js';
 import { revoke } from './commands/revoke.js';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   grants,
   plan,
   revoke,
+  extend,
   dlqList,
   dlqRedrive,
   status,

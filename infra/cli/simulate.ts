@@ -4,8 +4,10 @@
  * GrantService applies it after its writes.
  */
 import { RejectionError } from '../../functions/core/errors.js';
+import type { GrantExtension } from '../../functions/core/extension.js';
 import type { PrincipalRecord } from '../../functions/core/ledger.js';
 import { planLedgerChange } from '../../functions/core/ledger-change.js';
+import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import type { AccessRequest, AccessState, Reason } from '../../functions/core/types.js';
 
 export interface Simulated {
@@ -17,6 +19,9 @@ export interface Simulated {
   rejection?: Reason;
   /** What the worker would log about it (e.g. an early expiry it ignores). */
   notes: string[];
+  /** An extend the worker would record: its new end, and the rule that allows it. */
+  extension?: GrantExtension;
+  rule?: string;
 }
 
 /** The message id a dry run stamps on grants it would touch; never written anywhere. */
@@ -28,11 +33,21 @@ export function simulateLedger(
   original: PrincipalRecord,
   current: AccessState,
   now: Date,
+  /** The worker decides an extend against it. */
+  policy?: GuardrailPolicy,
 ): Simulated {
   const record: PrincipalRecord = structuredClone(original);
   let change: ReturnType<typeof planLedgerChange>;
   try {
-    change = planLedgerChange({ record, request, current, expiresAt, now, messageId: DRY_RUN_MESSAGE });
+    change = planLedgerChange({
+      record,
+      request,
+      current,
+      expiresAt,
+      now,
+      messageId: DRY_RUN_MESSAGE,
+      ...(policy && { policy }),
+    });
   } catch (err) {
     if (err instanceof RejectionError) {
       return { record, recreate: false, rejection: { code: err.code, message: err.message }, notes: [] };
@@ -48,5 +63,11 @@ export function simulateLedger(
     if (at === -1) record.grants.push(next);
     else record.grants[at] = next;
   }
-  return { record, recreate: change.recreate === true, notes: change.notes.map((n) => n.message) };
+  return {
+    record,
+    recreate: change.recreate === true,
+    notes: change.notes.map((n) => n.message),
+    ...(change.extension && { extension: change.extension }),
+    ...(change.rule !== undefined && { rule: change.rule }),
+  };
 }

@@ -621,3 +621,140 @@ describe('cli: access at the EKS quota', () => {
     expect(calls.filter((c) => c.operation === 'ListAccessEntries')).toHaveLength(30);
   }, 180_000);
 });
+
+describe('cli: extend', () => {
+  let stack: CliStack;
+  const GRANT = 'req-prod-view-0001';
+  const extendArgs = (by: string, ...extra: string[]) => [
+    'extend',
+    ...local(stack),
+    '--cluster',
+    'prod',
+    '--principal',
+    TEAM_A,
+    '--grant',
+    GRANT,
+    '--by',
+    by,
+    '--reason',
+    'the regression hunt runs late',
+    ...extra,
+  ];
+  const ledgerGrant = async () =>
+    (await new LedgerAdapter(stack.harness.aws.dynamodb, 'grants').load('prod', TEAM_A)).grants.find(
+      (g) => g.grantId === GRANT,
+    );
+  const schedule = () =>
+    stack.harness.aws.schedulerEmulator.schedules().find((s) => s.name === scheduleName(GRANT));
+  /** Scheduler's at() has whole seconds; the adapter rounds up so it never fires early. */
+  const atSecond = (iso: string) => new Date(Math.ceil(Date.parse(iso) / 1000) * 1000).toISOString();
+
+  beforeAll(async () => {
+    stack = await startCliStack();
+    // prod's ticket rule: maxDuration PT8H from the grant start, 1 approval by someone else.
+    await stack.harness.send(fixture('prod-view-grant', { duration: 'PT2H' }));
+    await stack.harness.drain();
+    stack.harness.runner.start();
+  }, 180_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('extends as source operator: the ledger end and the expiry schedule move as the audit says, EKS is untouched', async () => {
+    const before = await ledgerGrant();
+    const previous = before?.expiresAt as string;
+    expect(schedule()?.fireAt).toBe(atSecond(previous));
+    const entryBefore = stack.harness.eks.snapshot('prod');
+    stack.harness.eks.resetCalls();
+
+    const r = await runCli(extendArgs('PT1H', '--approved-by', 'dave@example.com', '--json'));
+    expect(r.code, r.stderr).toBe(0);
+    const audit = JSON.parse(r.stdout) as AuditRecord;
+    const expected = new Date(Date.parse(previous) + 3_600_000).toISOString();
+    expect(audit).toMatchObject({
+      outcome: 'extended',
+      action: 'extend',
+      source: 'operator',
+      requestedBy: 'arn:aws:sts::000000000000:assumed-role/OperatorRole/local-operator',
+      approvedBy: ['dave@example.com'],
+      grantId: GRANT,
+      previousExpiresAt: previous,
+      expiresAt: expected,
+      changes: [],
+    });
+    expect(r.stderr).toMatch(/queued operator-extend-\S+ on requests\.fifo; waiting for its outcome/);
+    expect((await ledgerGrant())?.expiresAt).toBe(audit.expiresAt);
+    expect(schedule()?.fireAt).toBe(atSecond(audit.expiresAt as string));
+    // Same access, same entry: an extension makes no EKS write.
+    expect(stack.harness.eks.snapshot('prod')).toEqual(entryBefore);
+    expect(eksWritesOf(stack)).toEqual([]);
+
+    const history = await runCli(['audit', ...local(stack), '--principal', TEAM_A, '--cluster', 'prod']);
+    expect(history.stdout).toMatch(
+      new RegExp(
+        `extended\\s+operator\\s+prod\\s+\\S+team-a-dev\\s+operator-extend-\\S+\\s+${GRANT}\\s+until ${expected.replace(/\./g, '\\.')} \\(was `,
+      ),
+    );
+  }, 180_000);
+
+  test('an extension past maxDuration from the grant start is refused: exit 2 with its code, nothing moves', async () => {
+    const before = await ledgerGrant();
+    const fireAt = schedule()?.fireAt;
+    // 3 h granted so far (PT2H, then PT1H more); PT6H more would make 9 h from the start, over PT8H.
+    const json = await runCli(extendArgs('PT6H', '--approved-by', 'dave@example.com', '--json'));
+    expect(json.code, json.stderr).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      outcome: 'rejected',
+      reason: {
+        code: 'EXTENSION_EXCEEDS_MAX_DURATION',
+        message: expect.stringMatching(/maximum PT8H of clusters\.prod\.rules\.ticket\.maxDuration/),
+      },
+    });
+    const text = await runCli(extendArgs('PT6H', '--approved-by', 'dave@example.com'));
+    expect(text.code).toBe(2);
+    expect(text.stdout).toMatch(
+      /rejected\s+operator\s+prod\s+\S+team-a-dev\s+operator-extend-\S+\s+\S+\s+EXTENSION_EXCEEDS_MAX_DURATION/,
+    );
+    // Without the approval the rule requires, even a short extension is refused.
+    const unapproved = await runCli(extendArgs('PT5M'));
+    expect(unapproved.code).toBe(2);
+    expect(unapproved.stdout).toMatch(/POLICY_DENIED: extension of grant/);
+    expect((await ledgerGrant())?.expiresAt).toBe(before?.expiresAt);
+    expect(schedule()?.fireAt).toBe(fireAt);
+  }, 180_000);
+
+  test('a bad --by prints usage and exits 1 before anything is sent', async () => {
+    const r = await runInProcess([
+      'extend',
+      ...local(stack),
+      '--cluster',
+      'prod',
+      '--principal',
+      TEAM_A,
+      '--grant',
+      GRANT,
+      '--by',
+      '1h',
+      '--reason',
+      'x',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--by "1h" is not a positive ISO-8601 duration/);
+    expect(r.stderr).toMatch(/extend --cluster C --principal P --grant ID --by PT1H --reason R/);
+  });
+});
+
+/** Successful EKS writes the emulator saw since its last resetCalls(). */
+function eksWritesOf(stack: CliStack): string[] {
+  const writes = new Set([
+    'CreateAccessEntry',
+    'UpdateAccessEntry',
+    'DeleteAccessEntry',
+    'AssociateAccessPolicy',
+    'DisassociateAccessPolicy',
+  ]);
+  return stack.harness.eks
+    .calls()
+    .filter((c) => writes.has(c.operation) && c.status < 300)
+    .map((c) => c.operation);
+}

@@ -512,6 +512,11 @@ describe('IAM', () => {
     const group = (name: string) =>
       `arn:aws:scheduler:${REGION}:${ACCOUNT}:schedule/resolved:${name}/expiry-1`;
     expect(allowed('GrantWorkerRole', 'scheduler:CreateSchedule', group('ExpiryScheduleGroup'))).toBe(true);
+    // An extension moves the schedule in place (UpdateSchedule), in its own group only.
+    expect(allowed('GrantWorkerRole', 'scheduler:UpdateSchedule', group('ExpiryScheduleGroup'))).toBe(true);
+    expect(
+      allowed('GrantWorkerRole', 'scheduler:UpdateSchedule', group('BreakGlassExpiryScheduleGroup')),
+    ).toBe(false);
     expect(
       allowed('GrantWorkerRole', 'scheduler:DeleteSchedule', group('BreakGlassExpiryScheduleGroup')),
     ).toBe(false);

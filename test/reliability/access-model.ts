@@ -30,7 +30,8 @@ export type ModelOutcome = 'granted' | 'revoked' | 'unchanged' | 'rejected';
 
 export interface ModelRequest {
   requestId: string;
-  action: 'grant' | 'revoke';
+  /** `extend` only moves an end, which this model of access does not track: workloads never generate it. */
+  action: 'grant' | 'revoke' | 'extend';
   /** Absent: every grant and revoke come by one route. */
   source?: string;
   grantId?: string;
@@ -45,6 +46,7 @@ export class PrincipalModel {
 
   apply(request: ModelRequest): ModelOutcome {
     const before = this.state();
+    if (request.action === 'extend') throw new Error('the access model does not model extensions');
     if (request.action === 'grant') {
       if (!this.grants.has(request.requestId)) {
         this.grants.set(request.requestId, {

@@ -37,7 +37,7 @@ describe('deployed audit query', () => {
     expect(q).toBe(
       [
         'fields @timestamp, @message',
-        'filter message like /^audit (granted|revoked|expired|unchanged|rejected|failed|drift|repaired)/',
+        'filter message like /^audit (granted|revoked|expired|unchanged|rejected|failed|drift|repaired|extended)/',
         'filter audit.principalArn = "arn:aws:iam::111122223333:role/a"',
         'filter audit.clusterName = "dev"',
         'filter audit.requestId = "r1" or audit.requestId = "r2"',

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { RejectionError } from '../../functions/core/errors.js';
 import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
 import {
@@ -8,7 +8,9 @@ import {
   mayEnd,
   planLedgerChange,
 } from '../../functions/core/ledger-change.js';
+import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import type { AccessRequest, AccessState, Source } from '../../functions/core/types.js';
+import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { ADMIN, ns, VIEW } from '../helpers/fixtures.js';
 
 const NOW = new Date('2026-11-21T12:00:00Z');
@@ -251,6 +253,126 @@ describe('planLedgerChange: revoke rights', () => {
       request: request({ source: 'reconcile', action: 'revoke' }),
       record: record([bg]),
     });
-    expect(change).toEqual({ updates: [], cancelExpiries: [], notes: [] });
+    expect(change).toEqual({ updates: [], cancelExpiries: [], reschedule: [], notes: [] });
+  });
+});
+
+describe('planLedgerChange: extend (decided by the rule of the grant route, capped from its start)', () => {
+  // prod's ticket rule: ViewPolicy in team-* namespaces, maxDuration PT8H, 1 approval, no self-approval.
+  let policy: GuardrailPolicy;
+  beforeAll(async () => {
+    policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
+  });
+  const OPERATOR = 'arn:aws:sts::111122223333:assumed-role/OperatorRole/olga';
+  const HOLDER = 'alice@example.com';
+  const APPROVER = 'bob@example.com';
+  /** A prod ticket grant that started at 10:00 and ends at 14:00 (NOW is 12:00). */
+  const ticketGrant = (over: Partial<Grant> = {}) =>
+    grant('g1', 'ticket', { requestedBy: HOLDER, expiresAt: '2026-11-21T14:00:00.000Z', ...over });
+  const extendRequest = (over: Partial<AccessRequest> = {}) =>
+    request({
+      requestId: 'operator-extend-1',
+      action: 'extend',
+      source: 'operator',
+      clusterName: 'prod',
+      grantId: 'g1',
+      extendBy: 'PT1H',
+      requestedBy: OPERATOR,
+      approvedBy: [APPROVER],
+      reason: 'incident still open',
+      ...over,
+    });
+  const extend = (grants: Grant[], over: Partial<AccessRequest> = {}) =>
+    plan({ record: { ...record(grants), clusterName: 'prod' }, request: extendRequest(over), policy });
+
+  test('moves the end later, records the extension, and reschedules the expiry', () => {
+    const change = extend([ticketGrant()]);
+    expect(change.rule).toBe('clusters.prod.rules.ticket');
+    expect(change.updates).toHaveLength(1);
+    const next = change.updates[0]?.next as Grant;
+    expect(next).toMatchObject({ expiresAt: '2026-11-21T15:00:00.000Z', version: 2, lastMessageId: 'm1' });
+    expect(next.extensions).toEqual([
+      {
+        requestId: 'operator-extend-1',
+        previousExpiresAt: '2026-11-21T14:00:00.000Z',
+        expiresAt: '2026-11-21T15:00:00.000Z',
+        at: NOW.toISOString(),
+        requestedBy: OPERATOR,
+        approvedBy: [APPROVER],
+        reason: 'incident still open',
+      },
+    ]);
+    expect(change.reschedule).toEqual([next]);
+    expect(change.cancelExpiries).toEqual([]);
+  });
+
+  test('a new end as an instant works the same as extendBy', () => {
+    const change = extend([ticketGrant()], { extendBy: undefined, expiresAt: '2026-11-21T17:30:00Z' });
+    expect(change.grant?.expiresAt).toBe('2026-11-21T17:30:00.000Z');
+  });
+
+  test('refuses an end beyond maxDuration counted from the grant start, and says the latest end', () => {
+    // 10:00 + PT8H = 18:00; 14:00 + PT5H = 19:00.
+    const err = rejection(() => extend([ticketGrant()], { extendBy: 'PT5H' }));
+    expect(err.code).toBe('EXTENSION_EXCEEDS_MAX_DURATION');
+    expect(err.message).toMatch(/maximum PT8H of clusters\.prod\.rules\.ticket\.maxDuration/);
+    expect(err.message).toMatch(/2026-11-21T18:00:00\.000Z at the latest/);
+    expect(extend([ticketGrant()], { extendBy: 'PT4H' }).grant?.expiresAt).toBe('2026-11-21T18:00:00.000Z');
+  });
+
+  test('needs approvals as the rule does; neither the operator nor the holder can approve it', () => {
+    expect(rejection(() => extend([ticketGrant()], { approvedBy: undefined })).code).toBe('POLICY_DENIED');
+    expect(rejection(() => extend([ticketGrant()], { approvedBy: [OPERATOR] })).message).toMatch(
+      /approvals: 1 approval by someone other than the requester is required/,
+    );
+    const byHolder = rejection(() => extend([ticketGrant()], { approvedBy: [HOLDER] }));
+    expect(byHolder.code).toBe('POLICY_DENIED');
+    expect(byHolder.message).toMatch(/holder alice@example\.com cannot approve its own extension/);
+  });
+
+  test('refuses access the rule no longer allows (the policy tightened since the grant)', () => {
+    const edit = ticketGrant({ policies: [{ policyArn: ADMIN, accessScope: { type: 'cluster' } }] });
+    expect(rejection(() => extend([edit])).message).toMatch(/clusters\.prod\.rules\.ticket\.allowedPolicies/);
+  });
+
+  test('only an operator may extend', () => {
+    const err = rejection(() => extend([ticketGrant()], { source: 'ticket' }));
+    expect(err.code).toBe('EXTEND_NOT_ALLOWED');
+  });
+
+  test('refuses grants that are unknown, ended, permanent or lapsed, and ends that are not later', () => {
+    expect(rejection(() => extend([ticketGrant()], { grantId: 'nope' })).code).toBe('GRANT_NOT_FOUND');
+    expect(rejection(() => extend([ticketGrant({ status: 'revoked' })])).code).toBe('GRANT_NOT_ACTIVE');
+    const permanent = ticketGrant();
+    delete permanent.expiresAt;
+    expect(rejection(() => extend([permanent])).code).toBe('GRANT_NOT_TIME_BOXED');
+    expect(rejection(() => extend([ticketGrant({ expiresAt: '2026-11-21T11:59:00.000Z' })])).code).toBe(
+      'ALREADY_EXPIRED',
+    );
+    expect(
+      rejection(() => extend([ticketGrant()], { extendBy: undefined, expiresAt: '2026-11-21T13:00:00Z' }))
+        .code,
+    ).toBe('NOT_AN_EXTENSION');
+  });
+
+  test('a replay of a recorded extension adds no time again, but moves the schedule again', () => {
+    const first = extend([ticketGrant()]);
+    const extended = first.grant as Grant;
+    const again = extend([extended]);
+    expect(again.updates).toEqual([]);
+    expect(again.grant?.expiresAt).toBe('2026-11-21T15:00:00.000Z');
+    expect(again.reschedule).toEqual([extended]);
+    expect(again.extension?.previousExpiresAt).toBe('2026-11-21T14:00:00.000Z');
+  });
+
+  test('a break-glass grant is decided by the break-glass rule (PT1H from its start)', () => {
+    const bg = grant('g1', 'break-glass', {
+      policies: [{ policyArn: ADMIN, accessScope: { type: 'cluster' } }],
+      incidentId: 'INC-1',
+      createdAt: '2026-11-21T11:30:00.000Z',
+      expiresAt: '2026-11-21T12:00:30.000Z',
+    });
+    expect(extend([bg], { extendBy: 'PT29M' }).rule).toBe('clusters.prod.rules.break-glass');
+    expect(rejection(() => extend([bg], { extendBy: 'PT31M' })).code).toBe('EXTENSION_EXCEEDS_MAX_DURATION');
   });
 });

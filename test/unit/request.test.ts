@@ -36,6 +36,15 @@ function patch(base: Json, changes: Record<string, unknown>): Json {
   }
   return out;
 }
+/** An operator's extension of the dev-view grant by an hour. */
+const EXTEND = patch(REVOKE, {
+  requestId: 'operator-extend-1',
+  action: 'extend',
+  source: 'operator',
+  extendBy: 'PT1H',
+  requestedBy: 'arn:aws:sts::111122223333:assumed-role/OperatorRole/alice',
+  ticket: DROP,
+});
 const VIEW_POLICY = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy';
 const policy = (accessScope: unknown, policyArn: unknown = VIEW_POLICY) => ({ policyArn, accessScope });
 const withScope = (accessScope: unknown) => patch(VIEW, { accessPolicies: [policy(accessScope)] });
@@ -567,6 +576,42 @@ const CASES: Case[] = [
     input: patch(REVOKE, { source: 'expiry', grantId: DROP }),
     code: 'GRANT_ID_REQUIRED',
   },
+  {
+    name: 'an extend without grantId',
+    input: patch(EXTEND, { grantId: DROP }),
+    code: 'GRANT_ID_REQUIRED',
+  },
+  {
+    name: 'an extend with neither extendBy nor expiresAt',
+    input: patch(EXTEND, { extendBy: DROP }),
+    code: 'EXTENSION_REQUIRED',
+  },
+  {
+    name: 'an extend with both extendBy and expiresAt',
+    input: patch(EXTEND, { expiresAt: '2026-11-21T20:00:00Z' }),
+    code: 'CONFLICTING_FIELDS',
+  },
+  {
+    name: 'an extend with a duration',
+    input: patch(EXTEND, { extendBy: DROP, duration: 'PT1H' }),
+    code: 'CONFLICTING_FIELDS',
+  },
+  {
+    name: 'an extend that names access',
+    input: patch(EXTEND, { kubernetesGroups: ['team-a-readers'] }),
+    code: 'EXTEND_CHANGES_ACCESS',
+  },
+  {
+    name: 'an extend by zero',
+    input: patch(EXTEND, { extendBy: 'PT0S' }),
+    code: 'INVALID_DURATION',
+    validatorOnly: true,
+  },
+  {
+    name: 'extendBy on a grant',
+    input: patch(VIEW, { extendBy: 'PT1H' }),
+    code: 'CONFLICTING_FIELDS',
+  },
 ];
 
 function run(c: Case): ParseResult {
@@ -575,6 +620,8 @@ function run(c: Case): ParseResult {
 
 /** Inputs that must pass, mostly at a boundary. */
 const VALID: Array<[string, Json]> = [
+  ['an operator extend by a duration', EXTEND],
+  ['an operator extend to a new end', patch(EXTEND, { extendBy: DROP, expiresAt: '2026-11-21T20:00:00Z' })],
   ['a 1-character requestId', patch(VIEW, { requestId: 'r' })],
   ['a 128-character requestId', patch(VIEW, { requestId: `${'r'.repeat(120)}.:_-0009` })],
   ['a 1-character cluster name', patch(VIEW, { clusterName: 'd' })],
@@ -1000,6 +1047,7 @@ describe('JSON Schema', () => {
       expiresAt: '2026-11-21T20:00:00Z',
       incidentId: 'INC-1',
       grantId: 'g',
+      extendBy: 'PT1H',
       principalRecreated: true,
     });
     const properties = Object.keys(schema.properties as Json);
@@ -1027,7 +1075,14 @@ describe('JSON Schema', () => {
     ];
     for (const [field, values] of enums) {
       for (const value of values) {
-        const base = value === 'expiry' ? REVOKE : value === 'break-glass' ? BREAK_GLASS : VIEW;
+        const base =
+          value === 'expiry'
+            ? REVOKE
+            : value === 'break-glass'
+              ? BREAK_GLASS
+              : value === 'extend'
+                ? EXTEND
+                : VIEW;
         expect(validateAccessRequest(patch(base, { [field]: value })).ok, `${field}=${value}`).toBe(true);
       }
       expect(validateAccessRequest(patch(VIEW, { [field]: 'other' })).ok).toBe(false);

@@ -50,7 +50,9 @@ export function auditTable(records: AuditRecord[]): string {
       dash(r.grantId),
       r.reason
         ? `${r.reason.code}: ${r.reason.message.slice(0, 100)}`
-        : r.changes.map((c) => c.operation).join(', ') || '-',
+        : r.outcome === 'extended'
+          ? `until ${r.expiresAt} (was ${dash(r.previousExpiresAt)})`
+          : r.changes.map((c) => c.operation).join(', ') || '-',
     ]),
   );
 }

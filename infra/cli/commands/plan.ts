@@ -72,10 +72,12 @@ async function dryRun(ctx: Parameters<Command['run']>[0], body: string): Promise
     ctx.clients.ledger().load(request.clusterName, request.principalArn),
     ctx.clients.eksAdapter().readCurrent(request.clusterName, request.principalArn),
   ]);
-  const sim = simulateLedger(request, decision.expiresAt, record, current, now);
+  const sim = simulateLedger(request, decision.expiresAt, record, current, now, policy);
+  // An extend is decided against the rule of the grant's route, which only the ledger names.
+  const expiresAt = sim.extension?.expiresAt ?? decision.expiresAt;
   const base = {
-    rule: decision.rule,
-    ...(decision.expiresAt !== undefined && { expiresAt: decision.expiresAt }),
+    rule: sim.rule ?? decision.rule,
+    ...(expiresAt !== undefined && { expiresAt }),
   };
   if (sim.rejection)
     return { allowed: false, ...base, reason: sim.rejection, calls: [], current: strip(current) };
