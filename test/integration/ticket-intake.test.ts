@@ -420,6 +420,26 @@ describe('rejections: a clear error body and nothing enqueued', () => {
     await expectNothingEnqueued();
   });
 
+  test('a username template without a colon before {{SessionName}} → 400 USERNAME_TEMPLATE_NEEDS_COLON, on both routes', async () => {
+    // EKS user guide, "Create access entries": `john{{SessionName}}` is refused, `:john{{SessionName}}` is
+    // not. EKS says so only at CreateAccessEntry, long after the ticket system was told 202; the intake
+    // refuses it while the sender is still listening, before the policy is even asked.
+    for (const username of ['john{{SessionName}}', 'oncall-{{SessionNameRaw}}']) {
+      const res = await post('/tickets', JSON.stringify(ticket({ username })));
+      expect(res.status, username).toBe(400);
+      expect(res.json, username).toEqual({
+        error: {
+          code: 'USERNAME_TEMPLATE_NEEDS_COLON',
+          message: expect.stringContaining('a colon before'),
+        },
+      });
+    }
+    const bg = await post('/break-glass', JSON.stringify(bgRequest({ username: 'john{{SessionName}}' })));
+    expect(bg.json).toMatchObject({ error: { code: 'USERNAME_TEMPLATE_NEEDS_COLON' } });
+    expect(decisions().map((d) => d.code)).toEqual(Array(3).fill('USERNAME_TEMPLATE_NEEDS_COLON'));
+    await expectNothingEnqueued();
+  });
+
   test('a policy denial → 400 POLICY_DENIED, so the ticket system hears it at once', async () => {
     const res = await post(
       '/tickets',
