@@ -14,6 +14,7 @@ import { validateJiraMapping } from '../../functions/core/jira.js';
 import { MAX_BODY_BYTES } from '../../functions/core/request.js';
 import { signRequest } from '../../functions/core/signature.js';
 import type { AccessRequest } from '../../functions/core/types.js';
+import { jiraPayload, loadJiraPayload } from '../../functions/service/jira-payload.js';
 import {
   createTicketIntake,
   loadTicketIntakeConfig,
@@ -57,12 +58,12 @@ function options(over: Partial<TicketIntakeOptions['config']> = {}): TicketIntak
       ticketSecretParam: TICKET_PARAM,
       breakGlassSecretParam: BREAK_GLASS_PARAM,
       ledgerTable: 'grants',
-      jiraMapping: JIRA_MAPPING,
       secretMaxAgeSeconds: 300,
       replayWindowSeconds: 600,
       ...over,
     },
     policy,
+    jira: jiraPayload(JIRA_MAPPING),
     clients: { sqs: aws.sqs, dynamodb: aws.dynamodb, ssm: ssmClient },
     logger,
   };
@@ -519,14 +520,10 @@ describe('route subsets: one function per route', () => {
   };
 
   test('the break-glass intake serves /break-glass only; /tickets is a 404 and reads no ticket key', async () => {
-    const {
-      requestQueueUrl: _q,
-      ticketSecretParam: _s,
-      jiraMapping: _j,
-      ...breakGlassOnly
-    } = options().config;
+    const { requestQueueUrl: _q, ticketSecretParam: _s, ...breakGlassOnly } = options().config;
+    const { jira: _j, ...withoutJira } = options();
     const bgIntake = createTicketIntake({
-      ...options(),
+      ...withoutJira,
       config: { ...breakGlassOnly, routes: ['/break-glass'] },
     });
     const before = ssm.calls().length;
@@ -590,10 +587,51 @@ describe('route subsets: one function per route', () => {
     expect(config).toMatchObject({ routes: ['/break-glass'], breakGlassSecretParam: '/bg' });
     expect(config).not.toHaveProperty('ticketSecretParam');
     expect(config).not.toHaveProperty('requestQueueUrl');
-    expect(config).not.toHaveProperty('jiraMapping');
     expect(() =>
       loadTicketIntakeConfig({ ...BASE_ENV, BREAK_GLASS_QUEUE_URL: 'q' }, ['/break-glass']),
     ).toThrow(/BREAK_GLASS_SECRET_PARAM/);
+  });
+
+  test('the jira format comes from JIRA_FIELD_MAPPING through loadJiraPayload; without it jira is an unknown adapter', async () => {
+    expect(loadJiraPayload({})).toBeUndefined();
+    expect(loadJiraPayload({ JIRA_FIELD_MAPPING: '  ' })).toBeUndefined();
+    expect(() => loadJiraPayload({ JIRA_FIELD_MAPPING: 'not even JSON' })).toThrow(
+      /^JIRA_FIELD_MAPPING is not valid JSON/,
+    );
+    expect(() => loadJiraPayload({ JIRA_FIELD_MAPPING: '{"extra":1}' })).toThrow(
+      /JIRA_FIELD_MAPPING: extra: unknown key/,
+    );
+    const mappingText = readFileSync(
+      new URL('../../infra/jira-field-mapping.example.json', import.meta.url),
+      'utf8',
+    );
+    const jira = loadJiraPayload({ JIRA_FIELD_MAPPING: mappingText });
+    expect(jira?.toCandidate(JSON.parse(JIRA_BODY))).toMatchObject({ ok: true });
+
+    // Over HTTP, an intake built without the adapter (as the break-glass function is) refuses jira bodies.
+    const { jira: _j, ...withoutJira } = options();
+    const noJira = await serveHttpApi(createTicketIntake(withoutJira));
+    try {
+      const res = await fetch(`${noJira.endpoint}/tickets`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-payload-format': 'jira',
+          ...signRequest(TICKET_SECRET, JIRA_BODY, nowSeconds()),
+        },
+        body: JIRA_BODY,
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({
+        error: {
+          code: 'UNKNOWN_ADAPTER',
+          message: expect.stringContaining('the jira adapter is not configured'),
+        },
+      });
+    } finally {
+      await noJira.close();
+    }
+    await expectNothingEnqueued();
   });
 
   test("the ticket loader needs and reads only the ticket route's settings", () => {
