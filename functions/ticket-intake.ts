@@ -26,6 +26,7 @@ const clients = defaultTicketIntakeClients(config);
 
 const intake = createTicketIntake({
   config,
+  region: config.region,
   policy: loadPolicyJson(config.policyPath),
   jira: loadJiraPayload(process.env),
   clients,

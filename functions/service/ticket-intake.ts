@@ -31,6 +31,7 @@ import {
   ssmParameterSource,
 } from '../adapters/secrets.js';
 import { type Env, integer, required } from '../config.js';
+import { groupKeys } from '../core/cluster-target.js';
 import { AppError, ConfigError, isRetryable } from '../core/errors.js';
 import { canonicalIdentities, canonicalIdentity } from '../core/identity.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
@@ -144,6 +145,8 @@ export interface TicketIntakeOptions {
   policy: GuardrailPolicy;
   /** The `jira` payload format on /tickets (service/jira-payload.ts); absent: `jira` is an unknown adapter. */
   jira?: PayloadAdapter;
+  /** The deployment's region: with the queue's account, which clusters are home (group ids). */
+  region?: string;
   clients: Pick<TicketIntakeClients, 'sqs' | 'dynamodb'> & Partial<Pick<TicketIntakeClients, 'ssm'>>;
   /** Where secrets come from; default: Powertools' SSM provider over `clients.ssm`. */
   parameters?: ParameterSource;
@@ -179,7 +182,11 @@ class Reply extends Error {
 export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHandler {
   const { config, policy, jira, logger, metrics } = options;
   const now = options.now ?? (() => new Date());
-  const queue = new QueueAdapter(options.clients.sqs);
+  const queue = new QueueAdapter(
+    options.clients.sqs,
+    // Both queues are the stack's, in one account: either URL tells which clusters are home.
+    groupKeys(policy, options.region, config.requestQueueUrl ?? config.breakGlassQueueUrl ?? ''),
+  );
   const replay = new ReplayGuardAdapter(
     options.clients.dynamodb,
     config.ledgerTable,
