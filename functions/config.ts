@@ -3,8 +3,9 @@
  * fails the cold start with a message naming the variable, instead of failing later
  * on some message.
  */
-import { accountOfQueue, type Deployment } from './core/cluster-target.js';
+import { accountOfQueue, type Deployment, partitionOf } from './core/cluster-target.js';
 import { ConfigError } from './core/errors.js';
+import { parseIsoDuration } from './core/request.js';
 
 export interface WorkerConfig {
   region: string;
@@ -24,8 +25,25 @@ export interface WorkerConfig {
   /** How long after a grant is recorded EKS may call its principal invalid (IAM propagation). */
   iamPropagationWindowSeconds?: number;
   /** Where expiry schedules are created and what they send to. */
-  scheduler: { groupName: string; roleArn: string; queueArn: string };
+  scheduler: {
+    groupName: string;
+    roleArn: string;
+    queueArn: string;
+    /** The `expiring-soon` reminder schedules; absent: none (EXPIRING_SOON_LEAD=PT0S). */
+    expiringSoon?: ExpiringSoonConfig;
+  };
 }
+
+export interface ExpiringSoonConfig {
+  /** As configured (ISO-8601), carried in the event. */
+  leadTime: string;
+  leadMs: number;
+  /** The audit bus the reminder is published to (Scheduler's EventBridge target). */
+  busArn: string;
+}
+
+/** Longest lead accepted: a reminder more than a day ahead reminds nobody of anything. */
+const MAX_LEAD_MS = 86_400_000;
 
 export type Env = Record<string, string | undefined>;
 
@@ -62,8 +80,35 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       groupName: required(env, 'SCHEDULER_GROUP'),
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
+      ...expiringSoonOf(env),
     },
   };
+}
+
+/**
+ * EXPIRING_SOON_LEAD: how long before a time-boxed grant ends its `expiring-soon` event is published
+ * (ISO-8601 duration, default PT15M, at most P1D; PT0S turns the reminders off). The bus ARN is built
+ * from AUDIT_BUS_NAME and the account of REQUEST_QUEUE_ARN, so no second variable can disagree with it.
+ */
+export function expiringSoonOf(env: Env): { expiringSoon?: ExpiringSoonConfig } {
+  const raw = env.EXPIRING_SOON_LEAD?.trim() || 'PT15M';
+  const leadMs = parseIsoDuration(raw);
+  if (leadMs === undefined || leadMs > MAX_LEAD_MS) {
+    throw new ConfigError(
+      `environment variable EXPIRING_SOON_LEAD=${JSON.stringify(raw)} must be an ISO-8601 duration from PT0S (off) to P1D, such as PT15M`,
+    );
+  }
+  if (leadMs === 0) return {};
+  const region = required(env, 'AWS_REGION');
+  const queueArn = required(env, 'REQUEST_QUEUE_ARN');
+  const account = accountOfQueue(queueArn);
+  if (!account) {
+    throw new ConfigError(
+      `REQUEST_QUEUE_ARN=${queueArn} is not an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)`,
+    );
+  }
+  const busArn = `arn:${partitionOf(region)}:events:${region}:${account}:event-bus/${required(env, 'AUDIT_BUS_NAME')}`;
+  return { expiringSoon: { leadTime: raw, leadMs, busArn } };
 }
 
 export function required(env: Env, name: string): string {

@@ -10,15 +10,18 @@
 import { createHash } from 'node:crypto';
 import {
   CreateScheduleCommand,
+  type CreateScheduleCommandInput,
   DeleteScheduleCommand,
   type SchedulerClient,
   UpdateScheduleCommand,
 } from '@aws-sdk/client-scheduler';
 import { isRemoteKey } from '../core/cluster-target.js';
 import { PermanentError, TransientError } from '../core/errors.js';
+import { EXPIRING_SOON_DETAIL_TYPE, expiringSoonEvent } from '../core/expiring-soon.js';
 import type { Grant } from '../core/ledger.js';
 import type { AccessRequest } from '../core/types.js';
 import type { ExpiryScheduler } from '../service/grant-service.js';
+import { AUDIT_SOURCE } from './audit-bus.js';
 import { messageGroupId } from './queue.js';
 
 export interface SchedulerTarget {
@@ -27,6 +30,12 @@ export interface SchedulerTarget {
   roleArn: string;
   /** The queue the expiry request goes to: the one whose worker made the grant. */
   queueArn: string;
+  /**
+   * The `expiring-soon` reminders (core/expiring-soon.ts): a second one-time schedule per grant at
+   * `expiresAt - leadMs`, whose target is the audit bus itself (Scheduler's templated EventBridge
+   * PutEvents target, with the same role). Absent: no reminders.
+   */
+  expiringSoon?: { leadTime: string; leadMs: number; busArn: string };
 }
 
 /**
@@ -38,6 +47,11 @@ export interface SchedulerTarget {
 export function scheduleName(grantId: string, clusterKey?: string): string {
   const input = clusterKey !== undefined && isRemoteKey(clusterKey) ? `${clusterKey}\n${grantId}` : grantId;
   return `expiry-${createHash('sha256').update(input).digest('hex').slice(0, 48)}`;
+}
+
+/** The reminder schedule's name: the expiry schedule's hash with its own prefix. */
+export function expiringSoonScheduleName(grantId: string, clusterKey?: string): string {
+  return `soon-${scheduleName(grantId, clusterKey).slice('expiry-'.length)}`;
 }
 
 /** The expiry request a schedule delivers; deterministic so replays deduplicate. */
@@ -67,6 +81,7 @@ export class SchedulerAdapter implements ExpiryScheduler {
   constructor(
     private readonly client: SchedulerClient,
     private readonly target: SchedulerTarget,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   async scheduleExpiry(
@@ -75,8 +90,14 @@ export class SchedulerAdapter implements ExpiryScheduler {
     clusterKey: string = request.clusterName,
   ): Promise<void> {
     if (!grant.expiresAt) return;
+    await this.create(this.expirySchedule(request, grant, clusterKey));
+    const reminder = this.reminderSchedule(request, grant, clusterKey);
+    if (reminder) await this.create(reminder);
+  }
+
+  private async create(input: ScheduleInput): Promise<void> {
     try {
-      await this.client.send(new CreateScheduleCommand(this.expirySchedule(request, grant, clusterKey)));
+      await this.client.send(new CreateScheduleCommand(input));
     } catch (err) {
       // Same name = this grant's schedule already exists (a replay): nothing to do.
       if ((err as Error).name === 'ConflictException') return;
@@ -90,17 +111,63 @@ export class SchedulerAdapter implements ExpiryScheduler {
     clusterKey: string = request.clusterName,
   ): Promise<void> {
     if (!grant.expiresAt) return;
-    // UpdateSchedule replaces every field, so it takes the same full definition as the create.
+    await this.upsert(this.expirySchedule(request, grant, clusterKey));
+    const reminder = this.reminderSchedule(request, grant, clusterKey);
+    // The reminder moves too: it names the new end and fires a lead time before it; one now inside the
+    // lead time (an extension by less than it, late) is dropped rather than fired at once with a stale text.
+    if (reminder) await this.upsert(reminder);
+    else if (this.target.expiringSoon) await this.delete(expiringSoonScheduleName(grant.grantId, clusterKey));
+  }
+
+  /** UpdateSchedule replaces every field, so it takes the same full definition as the create. */
+  private async upsert(input: ScheduleInput): Promise<void> {
     try {
-      await this.client.send(new UpdateScheduleCommand(this.expirySchedule(request, grant, clusterKey)));
+      await this.client.send(new UpdateScheduleCommand(input));
     } catch (err) {
-      // Gone (fired and deleted just now, or never created): create it at the new end instead.
+      // Gone (fired and deleted just now, or never created): create it at the new time instead.
       if ((err as Error).name !== 'ResourceNotFoundException') throw translate('UpdateSchedule', err);
-      await this.scheduleExpiry(request, grant, clusterKey);
+      await this.create(input);
     }
   }
 
-  private expirySchedule(request: AccessRequest, grant: Grant, clusterKey: string) {
+  /**
+   * The `expiring-soon` schedule of a grant: at `expiresAt - lead`, to the audit bus. None when reminders
+   * are off, or when that moment is already past (the grant is inside its lead time: nothing to remind of
+   * that the requester could still act on in time, and a schedule in the past would never fire).
+   */
+  private reminderSchedule(
+    request: AccessRequest,
+    grant: Grant,
+    clusterKey: string,
+  ): ScheduleInput | undefined {
+    const soon = this.target.expiringSoon;
+    if (!soon || !grant.expiresAt) return undefined;
+    const at = Date.parse(grant.expiresAt) - soon.leadMs;
+    // at() has whole seconds and rounds up; a reminder due within the next second is as good as past.
+    if (at <= this.now().getTime() + 1000) return undefined;
+    return {
+      Name: expiringSoonScheduleName(grant.grantId, clusterKey),
+      GroupName: this.target.groupName,
+      ScheduleExpression: atExpression(new Date(at).toISOString()),
+      ScheduleExpressionTimezone: 'UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' as const },
+      ActionAfterCompletion: 'DELETE' as const,
+      Description:
+        `remind: grant ${grant.grantId} of ${request.principalArn} on ${request.clusterName} ends soon`.slice(
+          0,
+          512,
+        ),
+      Target: {
+        Arn: soon.busArn,
+        RoleArn: this.target.roleArn,
+        // Scheduler's EventBridge target: Input is the event's detail, Source and DetailType fixed here.
+        Input: JSON.stringify(expiringSoonEvent(request, grant, soon.leadTime)),
+        EventBridgeParameters: { Source: AUDIT_SOURCE, DetailType: EXPIRING_SOON_DETAIL_TYPE },
+      },
+    };
+  }
+
+  private expirySchedule(request: AccessRequest, grant: Grant, clusterKey: string): ScheduleInput {
     return {
       Name: scheduleName(grant.grantId, clusterKey),
       GroupName: this.target.groupName,
@@ -122,19 +189,22 @@ export class SchedulerAdapter implements ExpiryScheduler {
   }
 
   async cancelExpiry(grantId: string, clusterKey?: string): Promise<void> {
+    await this.delete(scheduleName(grantId, clusterKey));
+    // Deleted whether or not reminders are on now: they may have been when the grant was made.
+    await this.delete(expiringSoonScheduleName(grantId, clusterKey));
+  }
+
+  private async delete(name: string): Promise<void> {
     try {
-      await this.client.send(
-        new DeleteScheduleCommand({
-          Name: scheduleName(grantId, clusterKey),
-          GroupName: this.target.groupName,
-        }),
-      );
+      await this.client.send(new DeleteScheduleCommand({ Name: name, GroupName: this.target.groupName }));
     } catch (err) {
       if ((err as Error).name === 'ResourceNotFoundException') return;
       throw translate('DeleteSchedule', err);
     }
   }
 }
+
+type ScheduleInput = CreateScheduleCommandInput;
 
 function translate(operation: string, err: unknown): Error {
   const e = err as { name?: string; message?: string; $fault?: string };

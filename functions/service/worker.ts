@@ -80,7 +80,7 @@ export function createWorker(options: WorkerOptions) {
     },
     policy: options.policy,
     clusters,
-    scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler),
+    scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler, options.now),
     maxReceiveCount: config.maxReceiveCount,
     ...(config.iamPropagationWindowSeconds !== undefined && {
       iamPropagationWindowMs: config.iamPropagationWindowSeconds * 1000,

@@ -19,7 +19,7 @@ import {
   GetQueryResultsCommand,
   StartQueryCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
+import { AUDIT_DETAIL_TYPE, AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
 import { AUDIT_OUTCOMES, type AuditRecord } from '../../functions/core/audit.js';
 import { CliError } from './errors.js';
 import type { Target } from './target.js';
@@ -76,7 +76,13 @@ async function readLocalLog(file: string, q: AuditQuery): Promise<AuditEvent[]> 
       // A line being appended while we read; the next read sees it whole.
       continue;
     }
-    if (parsed.source !== AUDIT_SOURCE || typeof parsed.detail !== 'object' || parsed.detail === null)
+    // The bus also carries expiring-soon reminders (same source, their own detail type): not audit records.
+    if (
+      parsed.source !== AUDIT_SOURCE ||
+      parsed.detailType !== AUDIT_DETAIL_TYPE ||
+      typeof parsed.detail !== 'object' ||
+      parsed.detail === null
+    )
       continue;
     const record = parsed.detail as AuditRecord;
     if (typeof record.requestId !== 'string' || typeof record.at !== 'string') continue;

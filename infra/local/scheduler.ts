@@ -1,8 +1,11 @@
 // Loopback EventBridge Scheduler (REST-JSON, what @aws-sdk/client-scheduler speaks) that really fires: one-time
-// `at()` schedules whose target is an SQS queue send their Input to the queue when due. Only what this project
-// uses is emulated: at() expressions, SQS targets, schedule groups by name, ActionAfterCompletion.
+// `at()` schedules whose target is an SQS queue send their Input to the queue when due; those whose target is
+// an event bus (the templated EventBridge PutEvents target) put one event with Input as its detail. Only what
+// this project uses is emulated: at() expressions, SQS and event-bus targets, schedule groups by name,
+// ActionAfterCompletion.
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand, type SendMessageCommandInput, type SQSClient } from '@aws-sdk/client-sqs';
 import { closeServer, listenLoopback, readBody } from './http.js';
 
@@ -11,6 +14,8 @@ export interface ScheduleTarget {
   RoleArn: string;
   Input?: string;
   SqsParameters?: { MessageGroupId?: string };
+  /** Event-bus targets: the event's Source and DetailType (Input is its detail). */
+  EventBridgeParameters?: { Source?: string; DetailType?: string };
   RetryPolicy?: { MaximumEventAgeInSeconds?: number; MaximumRetryAttempts?: number };
   DeadLetterConfig?: { Arn?: string };
 }
@@ -59,6 +64,12 @@ export interface SchedulerEmulator {
 export interface StartSchedulerOptions {
   sqs: SQSClient;
   queueUrlForArn: (arn: string) => string;
+  /**
+   * Event-bus targets are put with this client. Scheduler assumes the target's RoleArn, so the bus sees that
+   * role as the caller (and its resource policy applies): `eventbridgeForRole` picks the client per role.
+   */
+  eventbridge?: EventBridgeClient;
+  eventbridgeForRole?: (roleArn: string) => EventBridgeClient;
   now?: () => number;
   /** How often due schedules are looked for (default 100 ms). */
   tickMs?: number;
@@ -321,28 +332,56 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
     );
   };
 
+  const sendMessage = async (s: Schedule, at: string): Promise<string | undefined> => {
+    const input: SendMessageCommandInput = {
+      QueueUrl: opts.queueUrlForArn(s.Target.Arn),
+      MessageBody: s.Target.Input,
+      MessageGroupId: s.Target.SqsParameters?.MessageGroupId,
+    };
+    if (opts.deduplication === 'schedule' && s.Target.Arn.endsWith('.fifo')) {
+      input.MessageDeduplicationId = createHash('sha256')
+        .update(`${s.GroupName}/${s.Name}@${at}`)
+        .digest('hex');
+    }
+    return (await opts.sqs.send(new SendMessageCommand(input))).MessageId;
+  };
+
+  const putEvent = async (s: Schedule): Promise<string | undefined> => {
+    const client = opts.eventbridgeForRole?.(s.Target.RoleArn) ?? opts.eventbridge;
+    if (!client)
+      throw new Error('the emulator was started without an EventBridge client for event-bus targets');
+    const out = await client.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            EventBusName: s.Target.Arn,
+            Source: s.Target.EventBridgeParameters?.Source,
+            DetailType: s.Target.EventBridgeParameters?.DetailType,
+            Detail: s.Target.Input,
+          },
+        ],
+      }),
+    );
+    // A refused entry is a failed invocation: Scheduler retries it as it would a refused SendMessage.
+    const entry = out.Entries?.[0];
+    if (out.FailedEntryCount || !entry?.EventId) {
+      throw new Error(`PutEvents refused the event: ${entry?.ErrorCode}: ${entry?.ErrorMessage}`);
+    }
+    return entry.EventId;
+  };
+
   const fire = async (s: Schedule): Promise<boolean> => {
     s.firing = true;
     const at = new Date(s.fireAtMs).toISOString();
     let delivered = false;
     try {
-      const input: SendMessageCommandInput = {
-        QueueUrl: opts.queueUrlForArn(s.Target.Arn),
-        MessageBody: s.Target.Input,
-        MessageGroupId: s.Target.SqsParameters?.MessageGroupId,
-      };
-      if (opts.deduplication === 'schedule' && s.Target.Arn.endsWith('.fifo')) {
-        input.MessageDeduplicationId = createHash('sha256')
-          .update(`${s.GroupName}/${s.Name}@${at}`)
-          .digest('hex');
-      }
-      const out = await opts.sqs.send(new SendMessageCommand(input));
+      const messageId = isEventBus(s.Target.Arn) ? await putEvent(s) : await sendMessage(s, at);
       firedLog.push({
         name: s.Name,
         groupName: s.GroupName,
         at,
         firedAt: new Date(now()).toISOString(),
-        messageId: out.MessageId,
+        messageId,
       });
       s.completed = true;
       delivered = true;
@@ -463,8 +502,18 @@ function validateTarget(value: unknown): ScheduleTarget {
     throw invalid('Target with Arn and RoleArn is required.');
   }
   const arn = target.Arn.split(':');
+  if (isEventBus(target.Arn)) {
+    const p = target.EventBridgeParameters;
+    if (!p?.Source || !p.DetailType) {
+      throw invalid('EventBridgeParameters with Source and DetailType is required for an event bus target.');
+    }
+    if (typeof target.Input !== 'string' || target.Input.length === 0) {
+      throw invalid('The emulator requires Target.Input (the event detail) for event bus targets.');
+    }
+    return structuredClone(target);
+  }
   if (arn.length !== 6 || arn[2] !== 'sqs') {
-    throw invalid(`The emulator only delivers to SQS queues; Target.Arn is ${target.Arn}.`);
+    throw invalid(`The emulator only delivers to SQS queues and event buses; Target.Arn is ${target.Arn}.`);
   }
   // Scheduler's templated SQS target maps Input to the message body; an empty body is not a valid message.
   if (typeof target.Input !== 'string' || target.Input.length === 0) {
@@ -477,6 +526,11 @@ function validateTarget(value: unknown): ScheduleTarget {
     }
   }
   return structuredClone(target);
+}
+
+function isEventBus(arn: string): boolean {
+  const parts = arn.split(':');
+  return parts.length === 6 && parts[2] === 'events' && (parts[5] ?? '').startsWith('event-bus/');
 }
 
 function optionalString(value: unknown, field: string): string | undefined {

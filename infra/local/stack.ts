@@ -89,6 +89,8 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
 
     const schedulerEmulator = await startScheduler({
       sqs,
+      // Reminder schedules (expiring-soon) target the audit bus directly, as Scheduler does in AWS.
+      eventbridge,
       queueUrlForArn: (arn) => queueUrlFromArn(sqsServer.endpoint, arn),
     });
     closers.push(() => schedulerEmulator.close());

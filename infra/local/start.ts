@@ -15,6 +15,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { AUDIT_DETAIL_TYPE } from '../../functions/adapters/audit-bus.js';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
@@ -251,7 +252,10 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, Math.max(300, next - Date.now() + 500)));
   }
 
-  const audits = aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+  const audits = aws.eventbridgeEmulator
+    .events()
+    .filter((e) => e.detailType === AUDIT_DETAIL_TYPE)
+    .map((e) => e.detail as AuditRecord);
   console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
   console.log(renderOutcomes(audits));
   for (const cluster of ['dev', 'prod']) {

@@ -5,12 +5,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
+import { expiringSoonJsonSchema } from '../../functions/core/expiring-soon.js';
 import { accessRequestJsonSchema } from '../../functions/core/request.js';
 import { guardrailPolicyJsonSchema } from '../../functions/core/role-mapping-schema.js';
 
 export const schemas: Readonly<Record<string, object>> = {
   'access-request.v1': accessRequestJsonSchema(),
   'audit-record.v1': auditRecordJsonSchema(),
+  'expiring-soon.v1': expiringSoonJsonSchema(),
   'guardrail-policy.v1': guardrailPolicyJsonSchema(),
 };
 

@@ -6,11 +6,17 @@
 import { EKSClient } from '@aws-sdk/client-eks';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { AUDIT_DETAIL_TYPE } from '../../functions/adapters/audit-bus.js';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
-import type { WorkerConfig } from '../../functions/config.js';
+import { expiringSoonOf, type WorkerConfig } from '../../functions/config.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
+import {
+  EXPIRING_SOON_DETAIL_TYPE,
+  type ExpiringSoonEvent,
+  expiringSoonJsonSchema,
+} from '../../functions/core/expiring-soon.js';
 import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import type { AccessRequest } from '../../functions/core/types.js';
 import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
@@ -54,6 +60,8 @@ export interface HarnessOptions {
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
   iamPropagationWindowSeconds?: number;
+  /** EXPIRING_SOON_LEAD for the worker (ISO-8601); default none, so other tests see expiry schedules only. */
+  expiringSoonLead?: string;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
@@ -99,6 +107,13 @@ export async function startHarness(opts: HarnessOptions = {}) {
       groupName: 'default',
       roleArn: 'arn:aws:iam::123456789012:role/scheduler',
       queueArn: aws.queueArn,
+      ...(opts.expiringSoonLead !== undefined &&
+        expiringSoonOf({
+          EXPIRING_SOON_LEAD: opts.expiringSoonLead,
+          AWS_REGION: REGION,
+          REQUEST_QUEUE_ARN: aws.queueArn,
+          AUDIT_BUS_NAME: 'audit',
+        })),
     },
   };
   const logger = captureLogger();
@@ -179,8 +194,19 @@ export async function startHarness(opts: HarnessOptions = {}) {
       };
       return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
     },
+    /** The audit records on the bus (not the expiring-soon reminders, which are no audit record). */
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+      return aws.eventbridgeEmulator
+        .events()
+        .filter((e) => e.detailType === AUDIT_DETAIL_TYPE)
+        .map((e) => e.detail as AuditRecord);
+    },
+    /** The expiring-soon reminders the Scheduler emulator put on the bus. */
+    reminders(): ExpiringSoonEvent[] {
+      return aws.eventbridgeEmulator
+        .events()
+        .filter((e) => e.detailType === EXPIRING_SOON_DETAIL_TYPE)
+        .map((e) => e.detail as ExpiringSoonEvent);
     },
     auditsFor(requestId: string): AuditRecord[] {
       return this.audits().filter((a) => a.requestId === requestId);
@@ -211,22 +237,25 @@ export async function startHarness(opts: HarnessOptions = {}) {
       await runner.stop?.();
       // Every record any test published, whatever it asserted, must be a valid AuditRecord v1.
       const audits = this.audits();
+      const reminders = this.reminders();
       await aws.close();
       await eks.close();
       expectValidAuditRecords(audits);
+      expectValid(expiringSoonJsonSchema(), 'expiring-soon.v1', reminders);
     },
   };
 }
 
 /** Throws, naming the first offender and ajv's errors, unless every record matches the published schema. */
 export function expectValidAuditRecords(records: readonly unknown[]): void {
-  const schema = auditRecordJsonSchema();
+  expectValid(auditRecordJsonSchema(), 'audit-record.v1', records);
+}
+
+function expectValid(schema: Record<string, unknown>, name: string, records: readonly unknown[]): void {
   for (const record of records) {
     const errors = schemaErrors(schema, record);
     if (errors.length > 0) {
-      throw new Error(
-        `audit record does not match audit-record.v1: ${errors.join('; ')}\n${JSON.stringify(record)}`,
-      );
+      throw new Error(`event does not match ${name}: ${errors.join('; ')}\n${JSON.stringify(record)}`);
     }
   }
 }

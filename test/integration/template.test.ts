@@ -539,7 +539,7 @@ describe('IAM', () => {
     expect(writers.sort()).toEqual(['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole']);
   });
 
-  it('lets Scheduler roles be assumed only by Scheduler for this account, and only send to one queue', () => {
+  it('lets Scheduler roles be assumed only by Scheduler for this account, and only send to one queue and the audit bus', () => {
     for (const [roleId, queue] of [
       ['ExpirySchedulerRole', 'RequestQueue'],
       ['BreakGlassSchedulerRole', 'BreakGlassQueue'],
@@ -550,8 +550,10 @@ describe('IAM', () => {
       expect(trust[0]?.Principal.Service).toBe('scheduler.amazonaws.com');
       expect(trust[0]?.Condition?.StringEquals?.['aws:SourceAccount']).toEqual({ Ref: 'AWS::AccountId' });
       const statements = statementsOf(roleId);
+      // The audit bus for the expiring-soon reminders; its policy limits them to that detail type.
       expect(statements.map((s) => [s.Effect, s.Action, target(s.Resource)])).toEqual([
         ['Allow', 'sqs:SendMessage', queue],
+        ['Allow', 'events:PutEvents', 'AuditBus'],
       ]);
     }
   });
@@ -787,7 +789,21 @@ describe('operator role', () => {
 });
 
 describe('audit bus policy', () => {
-  const PUBLISHERS = ['BreakGlassWorkerRole', 'GrantWorkerRole', 'ReconcilerRole', 'RoleLifecycleIntakeRole'];
+  const PUBLISHERS = [
+    'BreakGlassWorkerRole',
+    'GrantWorkerRole',
+    'ReconcilerRole',
+    'RoleLifecycleIntakeRole',
+    // EventBridge Scheduler publishes the expiring-soon reminders as the workers' scheduler roles.
+    'ExpirySchedulerRole',
+    'BreakGlassSchedulerRole',
+  ];
+  const SCHEDULERS = ['ExpirySchedulerRole', 'BreakGlassSchedulerRole'];
+  const reminder = {
+    'events:source': ['eks-access-grants'],
+    'events:detail-type': ['Access Grant Expiring Soon'],
+  };
+  const outcome = { 'events:source': ['eks-access-grants'], 'events:detail-type': ['Access Grant Outcome'] };
   const ours = { 'events:source': ['eks-access-grants'] };
 
   it("lets only this system's roles publish records with source eks-access-grants", () => {
@@ -813,10 +829,42 @@ describe('audit bus policy', () => {
     const may = roleIds().filter((roleId) => mayCall(roleId, 'events:PutEvents', 'AuditBus', ours));
     // The role intake may publish once its own role allows events:PutEvents; the bus already lets it.
     expect(may.filter((r) => r !== 'RoleLifecycleIntakeRole').sort()).toEqual([
+      'BreakGlassSchedulerRole',
       'BreakGlassWorkerRole',
+      'ExpirySchedulerRole',
       'GrantWorkerRole',
       'ReconcilerRole',
     ]);
+  });
+
+  it('lets the scheduler roles publish expiring-soon reminders and nothing else', () => {
+    for (const roleId of SCHEDULERS) {
+      expect(mayCall(roleId, 'events:PutEvents', 'AuditBus', reminder), roleId).toBe(true);
+      // A forged outcome record from a schedule, alone or hidden among reminders, is refused.
+      expect(mayCall(roleId, 'events:PutEvents', 'AuditBus', outcome), roleId).toBe(false);
+      expect(
+        mayCall(roleId, 'events:PutEvents', 'AuditBus', {
+          'events:source': ['eks-access-grants', 'eks-access-grants'],
+          'events:detail-type': ['Access Grant Expiring Soon', 'Access Grant Outcome'],
+        }),
+        roleId,
+      ).toBe(false);
+      // Only to the audit bus.
+      expect(
+        allowed(roleId, 'events:PutEvents', `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/default`),
+        roleId,
+      ).toBe(false);
+    }
+    // The workers still publish outcomes.
+    expect(mayCall('GrantWorkerRole', 'events:PutEvents', 'AuditBus', outcome)).toBe(true);
+  });
+
+  it('gives both workers the lead time of the expiring-soon reminders', () => {
+    for (const fn of ['GrantWorkerLambdaFunction', 'BreakGlassWorkerLambdaFunction']) {
+      const env = props<{ Environment: { Variables: Record<string, unknown> } }>(fn, 'AWS::Lambda::Function')
+        .Environment.Variables;
+      expect(env.EXPIRING_SOON_LEAD, fn).toBe('PT15M');
+    }
   });
 });
 

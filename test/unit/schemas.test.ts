@@ -18,6 +18,7 @@ test('every published schema compiles in ajv (draft 2020-12, strict keywords and
   expect(Object.keys(schemas).sort()).toEqual([
     'access-request.v1',
     'audit-record.v1',
+    'expiring-soon.v1',
     'guardrail-policy.v1',
   ]);
   for (const [name, schema] of Object.entries(schemas)) {
