@@ -18,6 +18,7 @@ const clients = defaultTicketIntakeClients(config);
 
 const intake = createTicketIntake({
   config,
+  region: config.region,
   policy: loadPolicyJson(config.policyPath),
   clients,
   logger,

@@ -16,6 +16,7 @@ import {
   buildAuditRecord,
   describeChange,
 } from '../core/audit.js';
+import type { ClusterDirectory, ClusterTarget } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
 import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
@@ -48,10 +49,13 @@ export interface DeadLetterSink {
 }
 
 export interface ExpiryScheduler {
-  /** Makes sure an expiry request for this grant will arrive at `grant.expiresAt`. Idempotent. */
-  scheduleExpiry(request: AccessRequest, grant: Grant): Promise<void>;
+  /**
+   * Makes sure an expiry request for this grant will arrive at `grant.expiresAt`. Idempotent.
+   * `clusterKey` (core/cluster-target.ts) names the schedule and its message group; default: the alias.
+   */
+  scheduleExpiry(request: AccessRequest, grant: Grant, clusterKey?: string): Promise<void>;
   /** Removes the schedule of an ended grant; absent schedules are fine. */
-  cancelExpiry(grantId: string): Promise<void>;
+  cancelExpiry(grantId: string, clusterKey?: string): Promise<void>;
 }
 
 export interface GrantServiceDeps {
@@ -62,6 +66,8 @@ export interface GrantServiceDeps {
   policy: GuardrailPolicy;
   /** Sender binding (C1): checked before anything else, so an untrusted message costs no EKS or ledger call. */
   senders: SenderBinding;
+  /** The policy's clusters resolved against the deployment: where each alias is, and its keys. */
+  clusters: ClusterDirectory;
   scheduler?: ExpiryScheduler;
   maxReceiveCount: number;
   logger: ServiceLogger;
@@ -107,6 +113,12 @@ const TERMINAL_OUTCOME: Record<string, AuditOutcome> = {
   expiry: 'expired',
   reconcile: 'repaired',
 };
+
+/** Where a request acts: its resolved cluster, and that cluster's ledger / group / schedule key. */
+interface Place {
+  target: ClusterTarget;
+  key: string;
+}
 
 interface ConvergeResult {
   outcome: AuditOutcome;
@@ -178,9 +190,11 @@ export class GrantService {
       });
     }
     const applied: AuditChange[] = [];
+    const place = this.placeOf(request);
     try {
       const { toMarkReported, ...result } = await this.converge(
         request,
+        place,
         decision.expiresAt,
         message,
         applied,
@@ -191,15 +205,23 @@ export class GrantService {
         ...result,
         changes: applied,
       });
-      await this.markReported(request, toMarkReported, message.messageId);
+      await this.markReported(request, place, toMarkReported, message.messageId);
       return done;
     } catch (err) {
-      return this.onError(err, request, message, applied, verifiedSender);
+      return this.onError(err, request, place, message, applied, verifiedSender);
     }
+  }
+
+  /** `decide` has allowed the request, so its alias is in the policy. */
+  private placeOf(request: AccessRequest): Place {
+    const target = this.deps.clusters.resolve(request.clusterName);
+    if (!target) throw new Error(`cluster ${request.clusterName} passed the policy but is not in it`);
+    return { target, key: this.deps.clusters.key(target) };
   }
 
   private async converge(
     request: AccessRequest,
+    place: Place,
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
@@ -207,7 +229,7 @@ export class GrantService {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
-        return await this.convergeOnce(request, expiresAt, message, applied);
+        return await this.convergeOnce(request, place, expiresAt, message, applied);
       } catch (err) {
         const retryable = err instanceof TransientError;
         const backoff = Math.min(2000, 100 * 2 ** round) * (0.5 + this.random() / 2);
@@ -225,15 +247,17 @@ export class GrantService {
 
   private async convergeOnce(
     request: AccessRequest,
+    place: Place,
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
   ): Promise<ConvergeResult> {
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
+    const { target, key } = place;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-    let record = await this.deps.ledger.load(clusterName, principalArn);
-    const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+    let record = await this.deps.ledger.load(key, principalArn);
+    const current = await this.deps.eks.readCurrent(target, principalArn, signal);
     if (unseenOwnCreate(current, applied)) {
       // EKS is eventually consistent: an entry this message created can read as absent for a while.
       // Planning from that read would revoke nothing or create twice; read again instead.
@@ -243,7 +267,15 @@ export class GrantService {
       );
     }
 
-    const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
+    const ledgerChange = await this.updateLedger(
+      request,
+      key,
+      expiresAt,
+      record,
+      current,
+      now,
+      message.messageId,
+    );
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
@@ -254,13 +286,13 @@ export class GrantService {
         ? planRecreate(current, desired)
         : undefined;
     const plan = recreate ?? planChanges(current, desired);
-    await this.applyAll(request, plan.changes, applied, signal).catch((err: unknown) => {
+    await this.applyAll(request, target, plan.changes, applied, signal).catch((err: unknown) => {
       throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
     });
     if (plan.changes.at(-1)?.op === 'CreateAccessEntry') {
       // Nothing after the create proved the entry visible (an Associate would have). Until it is, the
       // next message could read "no entry" and, say, revoke nothing: report only once EKS shows it.
-      const seen = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      const seen = await this.deps.eks.readCurrent(target, principalArn, signal);
       if (!seen.exists) {
         throw new TransientError(
           'EVENTUAL_CONSISTENCY',
@@ -273,7 +305,7 @@ export class GrantService {
     // the same time as the standard worker. If the ledger moved while we applied, our
     // plan may have undone the other worker's change: converge again from the new ledger.
     for (let extra = 0; extra < 2; extra++) {
-      const latest = await this.deps.ledger.load(clusterName, principalArn);
+      const latest = await this.deps.ledger.load(key, principalArn);
       if (fingerprint(latest) === fingerprint(record)) break;
       this.deps.logger.info(
         'ledger changed while applying (another worker on this principal); converging again',
@@ -282,11 +314,12 @@ export class GrantService {
         },
       );
       record = latest;
-      const again = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
-      await this.applyAll(request, planChanges(again, computeDesired(record, now)).changes, applied, signal);
+      const again = await this.deps.eks.readCurrent(target, principalArn, signal);
+      const changes = planChanges(again, computeDesired(record, now)).changes;
+      await this.applyAll(request, target, changes, applied, signal);
     }
     if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
-      await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant);
+      await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant, key);
     }
     const kind =
       request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
@@ -341,11 +374,16 @@ export class GrantService {
   }
 
   /** Best effort: a crash before this only means a redelivery repeats the outcome. */
-  private async markReported(request: AccessRequest, grants: Grant[], messageId: string): Promise<void> {
+  private async markReported(
+    request: AccessRequest,
+    place: Place,
+    grants: Grant[],
+    messageId: string,
+  ): Promise<void> {
     for (const g of grants) {
       try {
         await this.deps.ledger.updateGrant(
-          request.clusterName,
+          place.key,
           request.principalArn,
           { ...g, reportedMessageId: messageId, version: g.version + 1 },
           g.version,
@@ -361,13 +399,14 @@ export class GrantService {
 
   private async applyAll(
     request: AccessRequest,
+    target: ClusterTarget,
     changes: EksChange[],
     applied: AuditChange[],
     signal: AbortSignal,
   ): Promise<void> {
     for (const change of changes) {
       try {
-        await this.deps.eks.apply(request.clusterName, request.principalArn, change, signal);
+        await this.deps.eks.apply(target, request.principalArn, change, signal);
       } catch (err) {
         applied.push(describeChange(change, 'failed'));
         throw err;
@@ -382,13 +421,14 @@ export class GrantService {
    */
   private async updateLedger(
     request: AccessRequest,
+    clusterName: string,
     expiresAt: string | undefined,
     record: PrincipalRecord,
     current: AccessState,
     now: Date,
     messageId: string,
   ): Promise<LedgerChange> {
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
     const ledger = this.deps.ledger;
     const change = planLedgerChange({ record, request, current, expiresAt, now, messageId });
     refuseScopeOverflow(request, record, change, now);
@@ -420,13 +460,15 @@ export class GrantService {
       if (at === -1) record.grants.push(next);
       else record.grants[at] = next;
     }
-    for (const grantId of change.cancelExpiries) await this.deps.scheduler?.cancelExpiry(grantId);
+    for (const grantId of change.cancelExpiries)
+      await this.deps.scheduler?.cancelExpiry(grantId, clusterName);
     return change;
   }
 
   private async onError(
     err: unknown,
     request: AccessRequest,
+    place: Place,
     message: InboundMessage,
     applied: AuditChange[],
     verifiedSender: string,
@@ -468,7 +510,7 @@ export class GrantService {
           ? `gave up after ${message.receiveCount} attempts: ${error.message}`
           : error.message,
     };
-    await this.rollBack(request, message, applied);
+    await this.rollBack(request, place, message, applied);
     this.deps.metrics?.count('RequestsFailed');
     await this.deps.deadLetters.deadLetter(message, reason, verifiedSender);
     return this.finish(message, {
@@ -482,29 +524,31 @@ export class GrantService {
 
   private async rollBack(
     request: AccessRequest,
+    place: Place,
     message: InboundMessage,
     applied: AuditChange[],
   ): Promise<void> {
     if (request.action !== 'grant') return;
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
+    const { target, key } = place;
     try {
-      const record = await this.deps.ledger.load(clusterName, principalArn);
+      const record = await this.deps.ledger.load(key, principalArn);
       const grant = record.grants.find((g) => g.grantId === request.requestId);
       if (grant?.status !== 'active') return;
       const failed = endGrant(grant, 'failed', this.now());
-      await this.deps.ledger.updateGrant(clusterName, principalArn, failed, grant.version);
+      await this.deps.ledger.updateGrant(key, principalArn, failed, grant.version);
       Object.assign(grant, failed);
       // Converge even if this attempt applied nothing: an earlier attempt may have.
       const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-      let current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      let current = await this.deps.eks.readCurrent(target, principalArn, signal);
       // An entry this attempt created may not be visible yet; rolling back from that read would leave it.
       for (let i = 0; i < 4 && unseenOwnCreate(current, applied); i++) {
         await this.sleep(250 * 2 ** i);
-        current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+        current = await this.deps.eks.readCurrent(target, principalArn, signal);
       }
       const plan = planChanges(current, computeDesired(record, this.now()));
       for (const change of plan.changes) {
-        await this.deps.eks.apply(clusterName, principalArn, change, signal);
+        await this.deps.eks.apply(target, principalArn, change, signal);
         applied.push(describeChange(change, 'applied'));
       }
     } catch (err) {

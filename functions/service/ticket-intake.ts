@@ -31,6 +31,7 @@ import {
   ssmParameterSource,
 } from '../adapters/secrets.js';
 import { type Env, integer, required } from '../config.js';
+import { groupKeys } from '../core/cluster-target.js';
 import { AppError, ConfigError, isRetryable } from '../core/errors.js';
 import { canonicalIdentities, canonicalIdentity } from '../core/identity.js';
 import {
@@ -149,6 +150,8 @@ export function defaultTicketIntakeClients(config: Pick<TicketIntakeConfig, 'reg
 export interface TicketIntakeOptions {
   config: Omit<TicketIntakeConfig, 'region' | 'policyPath'>;
   policy: GuardrailPolicy;
+  /** The deployment's region: with the queue's account, which clusters are home (group ids). */
+  region?: string;
   clients: Pick<TicketIntakeClients, 'sqs' | 'dynamodb'> & Partial<Pick<TicketIntakeClients, 'ssm'>>;
   /** Where secrets come from; default: Powertools' SSM provider over `clients.ssm`. */
   parameters?: ParameterSource;
@@ -184,7 +187,11 @@ class Reply extends Error {
 export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHandler {
   const { config, policy, logger, metrics } = options;
   const now = options.now ?? (() => new Date());
-  const queue = new QueueAdapter(options.clients.sqs);
+  const queue = new QueueAdapter(
+    options.clients.sqs,
+    // Both queues are the stack's, in one account: either URL tells which clusters are home.
+    groupKeys(policy, options.region, config.requestQueueUrl ?? config.breakGlassQueueUrl ?? ''),
+  );
   const replay = new ReplayGuardAdapter(
     options.clients.dynamodb,
     config.ledgerTable,
