@@ -6,6 +6,7 @@
 import { accountOfQueue, type Deployment, partitionOf } from './core/cluster-target.js';
 import { ConfigError } from './core/errors.js';
 import { parseIsoDuration } from './core/request.js';
+import { parseDeadLetterSenders, parseTrustedSenders, type SenderBinding } from './core/senders.js';
 
 export interface WorkerConfig {
   region: string;
@@ -32,6 +33,11 @@ export interface WorkerConfig {
     /** The `expiring-soon` reminder schedules; absent: none (EXPIRING_SOON_LEAD=PT0S). */
     expiringSoon?: ExpiringSoonConfig;
   };
+  /**
+   * Who may send which source (TRUSTED_SENDERS) and whose DLQ writes are ours (DEAD_LETTER_SENDERS).
+   * Both required: a worker without them would have to trust every sender or none (fail closed).
+   */
+  senders: SenderBinding;
 }
 
 export interface ExpiringSoonConfig {
@@ -81,6 +87,10 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
       ...expiringSoonOf(env),
+    },
+    senders: {
+      trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
+      deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
     },
   };
 }

@@ -63,6 +63,11 @@ export interface SchedulerEmulator {
 
 export interface StartSchedulerOptions {
   sqs: SQSClient;
+  /**
+   * The client a schedule's target is sent with: Scheduler assumes the target's RoleArn and sends as that role,
+   * so the queue stamps the role's SenderId (default: `sqs` for every role).
+   */
+  sqsForRole?: (roleArn: string) => SQSClient;
   queueUrlForArn: (arn: string) => string;
   /**
    * Event-bus targets are put with this client. Scheduler assumes the target's RoleArn, so the bus sees that
@@ -343,7 +348,8 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
         .update(`${s.GroupName}/${s.Name}@${at}`)
         .digest('hex');
     }
-    return (await opts.sqs.send(new SendMessageCommand(input))).MessageId;
+    const client = opts.sqsForRole?.(s.Target.RoleArn) ?? opts.sqs;
+    return (await client.send(new SendMessageCommand(input))).MessageId;
   };
 
   const putEvent = async (s: Schedule): Promise<string | undefined> => {
