@@ -44,8 +44,6 @@ export interface ExpiringSoonConfig {
   /** As configured (ISO-8601), carried in the event. */
   leadTime: string;
   leadMs: number;
-  /** The audit bus the reminder is published to (Scheduler's EventBridge target). */
-  busArn: string;
 }
 
 /** Longest lead accepted: a reminder more than a day ahead reminds nobody of anything. */
@@ -69,6 +67,11 @@ export function deploymentOf(config: Pick<WorkerConfig, 'region' | 'scheduler'>)
 }
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
+  // The sender binding first: a worker without it must say so before anything else (fail closed).
+  const senders = {
+    trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
+    deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
+  };
   return {
     region: required(env, 'AWS_REGION'),
     requestQueueUrl: required(env, 'REQUEST_QUEUE_URL'),
@@ -88,17 +91,14 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
       ...expiringSoonOf(env),
     },
-    senders: {
-      trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
-      deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
-    },
+    senders,
   };
 }
 
 /**
  * EXPIRING_SOON_LEAD: how long before a time-boxed grant ends its `expiring-soon` event is published
- * (ISO-8601 duration, default PT15M, at most P1D; PT0S turns the reminders off). The bus ARN is built
- * from AUDIT_BUS_NAME and the account of REQUEST_QUEUE_ARN, so no second variable can disagree with it.
+ * (ISO-8601 duration, default PT15M, at most P1D; PT0S turns the reminders off). The event goes to the
+ * audit bus (auditBusArn below), so no second variable can name another bus.
  */
 export function expiringSoonOf(env: Env): { expiringSoon?: ExpiringSoonConfig } {
   const raw = env.EXPIRING_SOON_LEAD?.trim() || 'PT15M';
@@ -108,17 +108,12 @@ export function expiringSoonOf(env: Env): { expiringSoon?: ExpiringSoonConfig } 
       `environment variable EXPIRING_SOON_LEAD=${JSON.stringify(raw)} must be an ISO-8601 duration from PT0S (off) to P1D, such as PT15M`,
     );
   }
-  if (leadMs === 0) return {};
-  const region = required(env, 'AWS_REGION');
-  const queueArn = required(env, 'REQUEST_QUEUE_ARN');
-  const account = accountOfQueue(queueArn);
-  if (!account) {
-    throw new ConfigError(
-      `REQUEST_QUEUE_ARN=${queueArn} is not an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)`,
-    );
-  }
-  const busArn = `arn:${partitionOf(region)}:events:${region}:${account}:event-bus/${required(env, 'AUDIT_BUS_NAME')}`;
-  return { expiringSoon: { leadTime: raw, leadMs, busArn } };
+  return leadMs === 0 ? {} : { expiringSoon: { leadTime: raw, leadMs } };
+}
+
+/** The audit bus's ARN (a Scheduler target needs an ARN), in the deployment's own account and region. */
+export function auditBusArn(config: Pick<WorkerConfig, 'auditBusName'>, home: Deployment): string {
+  return `arn:${partitionOf(home.region)}:events:${home.region}:${home.account}:event-bus/${config.auditBusName}`;
 }
 
 export function required(env: Env, name: string): string {

@@ -15,7 +15,7 @@ import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
-import { deploymentOf, type WorkerConfig } from '../config.js';
+import { auditBusArn, deploymentOf, type WorkerConfig } from '../config.js';
 import { ClusterDirectory } from '../core/cluster-target.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import { VERIFIED_SENDER_ATTRIBUTE } from '../core/senders.js';
@@ -64,7 +64,9 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
 export function createWorker(options: WorkerOptions) {
   const { config, clients, logger } = options;
   const queue = new QueueAdapter(clients.sqs);
-  const clusters = new ClusterDirectory(options.policy, deploymentOf(config));
+  const home = deploymentOf(config);
+  const clusters = new ClusterDirectory(options.policy, home);
+  const reminders = config.scheduler.expiringSoon;
   const service = new GrantService({
     eks: new EksAdapter(clients.eks, options.onEksCall),
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
@@ -83,7 +85,18 @@ export function createWorker(options: WorkerOptions) {
     policy: options.policy,
     senders: config.senders,
     clusters,
-    scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler, options.now),
+    scheduler:
+      options.scheduler ??
+      new SchedulerAdapter(
+        clients.scheduler,
+        {
+          groupName: config.scheduler.groupName,
+          roleArn: config.scheduler.roleArn,
+          queueArn: config.scheduler.queueArn,
+          ...(reminders && { expiringSoon: { ...reminders, busArn: auditBusArn(config, home) } }),
+        },
+        options.now,
+      ),
     maxReceiveCount: config.maxReceiveCount,
     ...(config.iamPropagationWindowSeconds !== undefined && {
       iamPropagationWindowMs: config.iamPropagationWindowSeconds * 1000,

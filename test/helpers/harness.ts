@@ -167,12 +167,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
       roleArn: LOCAL_IDENTITIES[schedulerActor].roleArn,
       queueArn: aws.queueArn,
       ...(opts.expiringSoonLead !== undefined &&
-        expiringSoonOf({
-          EXPIRING_SOON_LEAD: opts.expiringSoonLead,
-          AWS_REGION: REGION,
-          REQUEST_QUEUE_ARN: aws.queueArn,
-          AUDIT_BUS_NAME: 'audit',
-        })),
+        expiringSoonOf({ EXPIRING_SOON_LEAD: opts.expiringSoonLead })),
     },
     senders: harnessBinding(workerName),
   };

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { expiringSoonScheduleName, scheduleName } from '../../functions/adapters/scheduler.js';
-import { expiringSoonOf } from '../../functions/config.js';
+import { auditBusArn, expiringSoonOf } from '../../functions/config.js';
 import { ConfigError } from '../../functions/core/errors.js';
 import { expiringSoonEvent, validateExpiringSoonEvent } from '../../functions/core/expiring-soon.js';
 import type { Grant } from '../../functions/core/ledger.js';
@@ -14,13 +14,10 @@ const ENV = {
 
 describe('EXPIRING_SOON_LEAD', () => {
   test('defaults to PT15M, on the audit bus of the deployment', () => {
-    expect(expiringSoonOf(ENV)).toEqual({
-      expiringSoon: {
-        leadTime: 'PT15M',
-        leadMs: 900_000,
-        busArn: 'arn:aws:events:eu-west-1:111122223333:event-bus/eks-access-grants-prod-audit',
-      },
-    });
+    expect(expiringSoonOf(ENV)).toEqual({ expiringSoon: { leadTime: 'PT15M', leadMs: 900_000 } });
+    expect(
+      auditBusArn({ auditBusName: ENV.AUDIT_BUS_NAME }, { account: '111122223333', region: 'eu-west-1' }),
+    ).toBe('arn:aws:events:eu-west-1:111122223333:event-bus/eks-access-grants-prod-audit');
   });
 
   test('PT0S turns the reminders off', () => {
