@@ -101,6 +101,16 @@ export function identityOfKey(accessKeyId: string | undefined): LocalIdentity | 
   return accessKeyId === undefined ? undefined : BY_KEY.get(accessKeyId);
 }
 
+/**
+ * The access key id of a SigV4-signed request, from its Authorization header
+ * (`AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sqs/aws4_request, SignedHeaders=…, Signature=…`):
+ * how an emulator tells who is calling, as AWS does from the signature's credential scope.
+ */
+export function accessKeyIdOf(authorization: string | undefined): string | undefined {
+  const m = /Credential=([^/,\s]+)\//.exec(authorization ?? '');
+  return m?.[1];
+}
+
 /** The actor whose role this is (Scheduler assumes a schedule's Target.RoleArn to send). */
 export function identityOfRoleArn(roleArn: string): LocalIdentity | undefined {
   return BY_ROLE_ARN.get(roleArn);

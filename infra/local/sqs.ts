@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
 import { closeServer, listenLoopback } from './http.js';
-import { senderIdForKey } from './identities.js';
+import { accessKeyIdOf, senderIdForKey } from './identities.js';
 
 export interface SqsEmulator {
   endpoint: string;
@@ -438,12 +438,6 @@ function senderContext(queues: PatchableQueue[]): SenderContext {
         (other) => other.RedrivePolicy?.deadLetterTargetArn?.endsWith(`:${queue.QueueName}`) === true,
       ),
   };
-}
-
-/** `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sqs/aws4_request, SignedHeaders=…, Signature=…`. */
-export function accessKeyIdOf(authorization: string | undefined): string | undefined {
-  const m = /Credential=([^/,\s]+)\//.exec(authorization ?? '');
-  return m?.[1];
 }
 
 function contentKey(

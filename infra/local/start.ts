@@ -45,7 +45,8 @@ import { startSsm } from './ssm.js';
 import { startLocalAws } from './stack.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-const STATE_DIR = join(ROOT, '.local');
+/** serve.json, the audit log and the compiled policy; tests point LOCAL_STATE_DIR at their own temp dir. */
+const STATE_DIR = process.env.LOCAL_STATE_DIR ?? join(ROOT, '.local');
 const SAMPLES_DIR = join(ROOT, 'events/requests');
 const TICKET_SAMPLES_DIR = join(ROOT, 'events/ticket');
 const CLOUDTRAIL_SAMPLES_DIR = join(ROOT, 'events/cloudtrail');

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -13,7 +14,12 @@ const START = ['--import', 'tsx', 'infra/local/start.ts'];
 function run(args: string[]) {
   return spawn(process.execPath, [...START, ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOCAL_MAX_RUN_MS: '60000' },
+    // Its own state dir: serve.json and the audit log are not shared with other test files or a running stack.
+    env: {
+      ...process.env,
+      LOCAL_MAX_RUN_MS: '60000',
+      LOCAL_STATE_DIR: mkdtempSync(join(tmpdir(), 'eag-local-')),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
