@@ -311,6 +311,7 @@ function extendTransition(input: LedgerChangeInput): LedgerChange {
       version: grant.version + 1,
     },
     messageId,
+    request.requestId,
   );
   change.updates.push({ next: extended, expectedVersion: grant.version });
   change.reschedule.push(extended);
