@@ -2,8 +2,9 @@
  * `npm start`: the whole pipeline on loopback AWS, no account needed.
  *
  * Starts the EKS emulator (clusters dev and prod), SQS (FIFO queue + DLQ), dynalite
- * (the grants ledger), an EventBridge sink (the audit log) and a Scheduler that really
- * fires; imports the REAL Lambda entry point with AWS_ENDPOINT_URL_<SERVICE> pointing
+ * (the grants ledger), EventBridge routed by the template's rules (the audit bus into the
+ * audit log; CloudTrail IAM events on the default bus to the role intake) and a Scheduler
+ * that really fires; imports the REAL Lambda entry point with AWS_ENDPOINT_URL_<SERVICE> pointing
  * at loopback (nothing in functions/ knows it is local); enqueues every sample in
  * events/requests/; processes until idle (waiting for short grants to expire); prints
  * each request's outcome and the final access entries; exits 0.
@@ -13,20 +14,21 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
-import type { AuditRecord } from '../../functions/core/audit.js';
 import { signRequest } from '../../functions/core/signature.js';
 import { policyFileToJson } from '../policy-file.js';
+import { busCallers } from './bus-callers.js';
 import { startEksEmulator } from './eks-emulator.js';
 import { type HttpApiHandler, serveHttpApi } from './http-api.js';
-import { lambdaContext } from './lambda-context.js';
+import type { AsyncHandler } from './lambda-async.js';
 import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
 import { renderEntries, renderOutcomes, table } from './report.js';
 import { startSsm } from './ssm.js';
-import { startLocalAws } from './stack.js';
+import { CLOUDTRAIL_CREDENTIALS, LOCAL_CREDENTIALS, startLocalAws } from './stack.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STATE_DIR = join(ROOT, '.local');
@@ -52,6 +54,7 @@ const SECRETS = {
     value: 'local-break-glass-signing-secret',
   },
 };
+const AUDIT_BUS = 'eks-access-grants-audit';
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
 
 /** Access that existed before this system: expiry must restore exactly this. */
@@ -84,8 +87,22 @@ async function main(): Promise<void> {
 
   const eks = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
   for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
+  // The role intake is imported once the environment points at the stack; EventBridge calls it late-bound.
+  let roleIntake: AsyncHandler | undefined;
   const aws = await startLocalAws({
     auditLogFile: auditLog,
+    auditBusName: AUDIT_BUS,
+    eventTargets: {
+      roleLifecycleIntake: (event, context) => {
+        if (!roleIntake) throw new Error('role intake not loaded yet');
+        return roleIntake(event, context);
+      },
+    },
+    // Until each in-process function has its own key (contract C3), they share LOCAL_CREDENTIALS, which the
+    // bus takes for the grant worker: the publisher of nearly every audit record. Any other key is a stranger.
+    identify: busCallers({
+      actorOf: (key) => (key === LOCAL_CREDENTIALS.accessKeyId ? 'grantWorker' : undefined),
+    }),
     queueName: 'requests',
     visibilityTimeoutSeconds: 30,
     maxReceiveCount: 5,
@@ -109,7 +126,7 @@ async function main(): Promise<void> {
     REQUEST_QUEUE_ARN: aws.queueArn,
     DLQ_URL: aws.dlqUrl,
     LEDGER_TABLE: 'grants',
-    AUDIT_BUS_NAME: 'eks-access-grants-audit',
+    AUDIT_BUS_NAME: AUDIT_BUS,
     POLICY_PATH: policyPath,
     MAX_RECEIVE_COUNT: '5',
     SCHEDULER_GROUP: 'default',
@@ -124,10 +141,7 @@ async function main(): Promise<void> {
   const { handler } = (await import('../../functions/grant-worker.js')) as { handler: SqsHandler };
   const ticketIntake = (await import('../../functions/ticket-intake.js'))
     .handler as unknown as HttpApiHandler;
-  const roleIntake = (await import('../../functions/role-lifecycle-intake.js')).handler as unknown as (
-    event: unknown,
-    context: ReturnType<typeof lambdaContext>,
-  ) => Promise<unknown>;
+  roleIntake = (await import('../../functions/role-lifecycle-intake.js')).handler as unknown as AsyncHandler;
   const http = await serveHttpApi(ticketIntake);
 
   if (serve) {
@@ -143,6 +157,9 @@ async function main(): Promise<void> {
       dlqUrl: aws.dlqUrl,
       auditLog,
       signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
+      auditBusName: AUDIT_BUS,
+      // PutEvents under this key plays CloudTrail: the only caller whose `aws.iam` events the bus takes.
+      cloudTrailCredentials: CLOUDTRAIL_CREDENTIALS,
       ledgerTable: 'grants',
       policyPath,
     };
@@ -216,20 +233,60 @@ async function main(): Promise<void> {
       (await res.text()).slice(0, 100),
     ]);
   }
-  // CloudTrail IAM events, delivered to the role intake as the EventBridge rule would.
+  // CloudTrail IAM events take the deployed path: CloudTrail puts them on the default bus, the role intake's
+  // rule (its pattern read from infra/functions-more.yml) matches, EventBridge invokes the intake
+  // asynchronously. A failed call (errorCode set) matches no rule and is dropped at the bus.
+  const cloudTrail = new EventBridgeClient({
+    endpoint: aws.endpoints.eventbridge,
+    region: aws.env.AWS_REGION,
+    credentials: CLOUDTRAIL_CREDENTIALS,
+  });
+  const delivered: Array<{ name: string; eventName: string; eventId?: string; error?: string }> = [];
   for (const name of CLOUDTRAIL_ORDER) {
     const event = JSON.parse(readFileSync(join(CLOUDTRAIL_SAMPLES_DIR, `${name}.json`), 'utf8'));
-    const result = (await roleIntake(event, lambdaContext({ functionName: 'role-lifecycle-intake' }))) as {
-      outcome?: string;
-      requests?: Array<{ requestId: string; action: string }>;
-    };
-    const requests = (result.requests ?? []).map((r) => `${r.action} ${r.requestId}`).join(', ');
-    intakeRows.push([
-      `events/cloudtrail/${name}.json`,
-      event.detail?.eventName ?? '-',
-      '-',
-      `${result.outcome}${requests ? `: ${requests}` : ''}`.slice(0, 110),
-    ]);
+    const out = await cloudTrail.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            Source: event.source,
+            DetailType: event['detail-type'],
+            Detail: JSON.stringify(event.detail),
+            Resources: event.resources,
+            Time: new Date(event.time),
+          },
+        ],
+      }),
+    );
+    const result = out.Entries?.[0];
+    delivered.push({
+      name,
+      eventName: event.detail?.eventName ?? '-',
+      ...(result?.EventId && { eventId: result.EventId }),
+      ...(result?.ErrorCode && { error: `${result.ErrorCode}: ${result.ErrorMessage}` }),
+    });
+    // One at a time, as a role's life happens: the intake remembers each role for the next event.
+    await aws.eventsIdle();
+  }
+  cloudTrail.destroy();
+  const busEvents = new Map(aws.eventbridgeEmulator.events().map((e) => [e.id, e]));
+  const invocations = new Map(
+    (aws.eventInvokers.roleLifecycleIntake?.invocations() ?? []).map((i) => [i.eventId, i]),
+  );
+  for (const d of delivered) {
+    const routed = d.eventId ? busEvents.get(d.eventId) : undefined;
+    const invocation = d.eventId ? invocations.get(d.eventId) : undefined;
+    const result = invocation?.result as
+      | { outcome?: string; requests?: Array<{ requestId: string; action: string }> }
+      | undefined;
+    const requests = (result?.requests ?? []).map((r) => `${r.action} ${r.requestId}`).join(', ');
+    const answer = d.error
+      ? `refused by the bus: ${d.error}`
+      : routed?.routes.length === 0
+        ? 'dropped: no rule matched'
+        : invocation?.status === 'failed'
+          ? `role intake failed: ${invocation.error}`
+          : `${result?.outcome}${requests ? `: ${requests}` : ''}`;
+    intakeRows.push([`events/cloudtrail/${d.name}.json`, d.eventName, '-', answer.slice(0, 110)]);
   }
   console.log('\nIntake (HTTP routes and CloudTrail events)');
   console.log(table(['sample', 'route / event', 'HTTP', 'answer'], intakeRows));
@@ -251,7 +308,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, Math.max(300, next - Date.now() + 500)));
   }
 
-  const audits = aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+  const audits = aws.auditEvents().map((e) => e.detail);
   console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
   console.log(renderOutcomes(audits));
   for (const cluster of ['dev', 'prod']) {

@@ -18,7 +18,7 @@ import { createWorker } from '../../functions/service/worker.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
-import { startLocalAws } from '../../infra/local/stack.js';
+import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
@@ -54,6 +54,8 @@ export interface HarnessOptions {
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
   iamPropagationWindowSeconds?: number;
+  /** EventBridge identities and function targets (the worker publishes audits with LOCAL_CREDENTIALS). */
+  localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
@@ -66,6 +68,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
+    ...opts.localAws,
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
     maxReceiveCount,
@@ -180,7 +183,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
     },
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+      // The audit log: what the audit bus's archive rule took, as local mode and the CLI read it.
+      return aws.auditEvents().map((e) => e.detail as AuditRecord);
     },
     auditsFor(requestId: string): AuditRecord[] {
       return this.audits().filter((a) => a.requestId === requestId);
