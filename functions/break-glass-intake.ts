@@ -16,6 +16,7 @@ const config = loadTicketIntakeConfig(process.env, ['/break-glass']);
 
 const intake = createTicketIntake({
   config,
+  region: config.region,
   policy: loadPolicyJson(config.policyPath),
   clients: defaultTicketIntakeClients(config),
   logger,

@@ -3,6 +3,7 @@
  * fails the cold start with a message naming the variable, instead of failing later
  * on some message.
  */
+import { accountOfQueue, type Deployment } from './core/cluster-target.js';
 import { ConfigError } from './core/errors.js';
 
 export interface WorkerConfig {
@@ -27,6 +28,21 @@ export interface WorkerConfig {
 }
 
 export type Env = Record<string, string | undefined>;
+
+/**
+ * The worker's own account and region, the default of every cluster in the policy: the account is
+ * read from its request queue's ARN (the stack creates that queue where it runs), so no variable
+ * can disagree with it.
+ */
+export function deploymentOf(config: Pick<WorkerConfig, 'region' | 'scheduler'>): Deployment {
+  const account = accountOfQueue(config.scheduler.queueArn);
+  if (!account) {
+    throw new ConfigError(
+      `REQUEST_QUEUE_ARN=${config.scheduler.queueArn} is not an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)`,
+    );
+  }
+  return { account, region: config.region };
+}
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   return {

@@ -19,8 +19,9 @@ import {
   UpdateAccessEntryCommand,
   type UpdateAccessEntryCommandInput,
 } from '@aws-sdk/client-eks';
-import { MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
-import { PermanentError, TransientError } from '../core/errors.js';
+import type { ClusterTarget } from '../core/cluster-target.js';
+import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
+import { AppError, PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
 import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
 
@@ -48,19 +49,34 @@ export function entryCreatedAt(state: AccessState): number | undefined {
 /** Counts calls per operation so the worker can report API efficiency. */
 export type CallCounter = (operation: string) => void;
 
+/**
+ * A cluster to act on: a resolved ClusterTarget (core/cluster-target.ts), or a plain EKS name in
+ * the default client's account and region.
+ */
+export type EksCluster = string | ClusterTarget;
+
+/**
+ * The EKS client of a target's account-region (adapters/target-clients.ts: credentials of the
+ * account's target role). Absent, every cluster is reached with the default client.
+ */
+export type EksClientFor = (target: ClusterTarget) => EKSClient;
+
 export class EksAdapter {
   constructor(
     private readonly client: EKSClient,
     private readonly countCall: CallCounter = () => {},
+    private readonly clientFor?: EksClientFor,
   ) {}
 
-  async readCurrent(clusterName: string, principalArn: string, signal?: AbortSignal): Promise<AccessState> {
+  async readCurrent(cluster: EksCluster, principalArn: string, signal?: AbortSignal): Promise<AccessState> {
+    const clusterName = nameOf(cluster);
     let entry: DescribeAccessEntryCommandOutput;
     try {
       entry = await this.send<DescribeAccessEntryCommandOutput>(
         'DescribeAccessEntry',
         new DescribeAccessEntryCommand({ clusterName, principalArn }),
         signal,
+        cluster,
       );
     } catch (err) {
       if (err instanceof PermanentError && err.code === 'ENTRY_NOT_FOUND') {
@@ -71,7 +87,7 @@ export class EksAdapter {
     const e = entry.accessEntry;
     const type = e?.type ?? 'STANDARD';
     // Access policies exist only on STANDARD entries; listing them on others is an error.
-    const policies = type === 'STANDARD' ? await this.listPolicies(clusterName, principalArn, signal) : [];
+    const policies = type === 'STANDARD' ? await this.listPolicies(cluster, principalArn, signal) : [];
     const state: AccessState = {
       exists: true,
       type,
@@ -84,7 +100,8 @@ export class EksAdapter {
     return state;
   }
 
-  private async listPolicies(clusterName: string, principalArn: string, signal?: AbortSignal) {
+  private async listPolicies(cluster: EksCluster, principalArn: string, signal?: AbortSignal) {
+    const clusterName = nameOf(cluster);
     const out: PolicyAssociation[] = [];
     let nextToken: string | undefined;
     do {
@@ -92,6 +109,7 @@ export class EksAdapter {
         'ListAssociatedAccessPolicies',
         new ListAssociatedAccessPoliciesCommand({ clusterName, principalArn, nextToken, maxResults: 100 }),
         signal,
+        cluster,
       );
       for (const p of page.associatedAccessPolicies ?? []) {
         if (!p.policyArn) continue;
@@ -107,32 +125,31 @@ export class EksAdapter {
   }
 
   async apply(
-    clusterName: string,
+    cluster: EksCluster,
     principalArn: string,
     change: EksChange,
     signal?: AbortSignal,
   ): Promise<void> {
-    const input = callInput(clusterName, principalArn, change);
+    const input = callInput(nameOf(cluster), principalArn, change);
+    const send = (command: object) => this.send(input.operation, command, signal, cluster);
     switch (input.operation) {
       case 'CreateAccessEntry':
-        await this.send(input.operation, new CreateAccessEntryCommand(withoutOperation(input)), signal);
+        await send(new CreateAccessEntryCommand(withoutOperation(input)));
         return;
       case 'UpdateAccessEntry':
-        await this.send(input.operation, new UpdateAccessEntryCommand(withoutOperation(input)), signal);
+        await send(new UpdateAccessEntryCommand(withoutOperation(input)));
         return;
       case 'AssociateAccessPolicy':
         refuseOversizedScope(input.policyArn ?? '', input.accessScope);
-        await this.send(input.operation, new AssociateAccessPolicyCommand(withoutOperation(input)), signal);
+        await send(new AssociateAccessPolicyCommand(withoutOperation(input)));
         return;
       case 'DisassociateAccessPolicy':
         await this.idempotentRemoval(() =>
-          this.send(input.operation, new DisassociateAccessPolicyCommand(withoutOperation(input)), signal),
+          send(new DisassociateAccessPolicyCommand(withoutOperation(input))),
         );
         return;
       case 'DeleteAccessEntry':
-        await this.idempotentRemoval(() =>
-          this.send(input.operation, new DeleteAccessEntryCommand(withoutOperation(input)), signal),
-        );
+        await this.idempotentRemoval(() => send(new DeleteAccessEntryCommand(withoutOperation(input))));
         return;
     }
   }
@@ -151,11 +168,13 @@ export class EksAdapter {
   private async send<Output = unknown>(
     operation: string,
     command: object,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    cluster: EksCluster,
   ): Promise<Output> {
     this.countCall(operation);
+    const client = typeof cluster === 'string' || !this.clientFor ? this.client : this.clientFor(cluster);
     try {
-      const send = this.client.send.bind(this.client) as (c: object, o?: object) => Promise<Output>;
+      const send = client.send.bind(client) as (c: object, o?: object) => Promise<Output>;
       return await send(command, signal ? { abortSignal: signal } : undefined);
     } catch (err) {
       throw translateEksError(operation, err);
@@ -211,6 +230,10 @@ export function callInput(clusterName: string, principalArn: string, change: Eks
   }
 }
 
+function nameOf(cluster: EksCluster): string {
+  return typeof cluster === 'string' ? cluster : cluster.name;
+}
+
 function withoutOperation<T extends { operation: string }>(input: T): Omit<T, 'operation'> {
   const { operation: _operation, ...rest } = input;
   return rest;
@@ -224,7 +247,7 @@ function refuseOversizedScope(
   const count = scope?.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
   if (count > MAX_NAMESPACES_PER_SCOPE) {
     throw new PermanentError(
-      'SCOPE_TOO_MANY_NAMESPACES',
+      'SCOPE_TOO_MANY_NAMESPACES' satisfies EksLimitReasonCode,
       `AssociateAccessPolicy: not sent: the scope of ${policyArn} names ${count} namespaces, more than the ${MAX_NAMESPACES_PER_SCOPE} allowed per scope`,
     );
   }
@@ -235,6 +258,8 @@ function refuseOversizedScope(
  * faults with backoff by the time an error reaches us.
  */
 export function translateEksError(operation: string, err: unknown): Error {
+  // Already typed: the target role's credentials could not be had (adapters/target-clients.ts).
+  if (err instanceof AppError) return err;
   const e = err as {
     name?: string;
     message?: string;
@@ -265,7 +290,7 @@ export function translateEksError(operation: string, err: unknown): Error {
       // Right after CreateRole, EKS calls the role an invalid principal until IAM has propagated:
       // worth another try. How long that is allowed to last is the worker's call (grant-service).
       if (operation === 'CreateAccessEntry' && (e.message ?? '').includes(IAM_PROPAGATION_MESSAGE)) {
-        return new TransientError('IAM_PROPAGATION', message, { cause: err });
+        return new TransientError('IAM_PROPAGATION' satisfies EksLimitReasonCode, message, { cause: err });
       }
       return new PermanentError('EKS_INVALID_PARAMETER', message, { cause: err });
     case 'InvalidRequestException':

@@ -3,7 +3,9 @@
  * exists in dynalite, the local emulator): every write is a single conditional put,
  * which also makes replays idempotent.
  *
- * Items (pk = `P#<cluster>#<principalArn>`):
+ * Items (pk = `P#<clusterKey>#<principalArn>`; the cluster key of core/cluster-target.ts: the plain EKS
+ * name for a cluster in the deployment's own account and region, as the single-account version wrote
+ * it, else `<account>:<region>:<name>`; every `clusterName` parameter and field below is that key):
  *   sk `BASELINE`      the access the principal had before our first change (written once)
  *   sk `G#<grantId>`   one grant; `version` guards concurrent updates
  * Sparse index `active-by-expiry` holds only active, time-boxed grants, for the reconciler.

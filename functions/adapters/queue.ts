@@ -10,13 +10,26 @@ import type { AccessRequest } from '../core/types.js';
 /**
  * FIFO group ids are at most 128 chars and ARNs can be 2048: hash cluster+principal so
  * every request for one principal on one cluster is serialized, and nothing else is.
+ * `clusterKey` is the physical cluster's key (core/cluster-target.ts): for a cluster in the
+ * deployment's own account and region its plain name, as before fleets, so in-flight groups keep
+ * their ids across the upgrade; elsewhere it carries the account and region.
  */
-export function messageGroupId(clusterName: string, principalArn: string): string {
-  return createHash('sha256').update(`${clusterName}\n${principalArn}`).digest('hex');
+export function messageGroupId(clusterKey: string, principalArn: string): string {
+  return createHash('sha256').update(`${clusterKey}\n${principalArn}`).digest('hex');
 }
 
+/** A request's alias → its cluster key (ClusterDirectory.keyOf). */
+export type ClusterKeyOf = (alias: string) => string;
+
 export class QueueAdapter {
-  constructor(private readonly client: SQSClient) {}
+  /**
+   * `keyOf` defaults to the alias itself, which is the key of a cluster in the deployment's own
+   * account and region named as its alias; producers that know the policy pass the directory's.
+   */
+  constructor(
+    private readonly client: SQSClient,
+    private readonly keyOf: ClusterKeyOf = (alias) => alias,
+  ) {}
 
   async enqueue(queueUrl: string, request: AccessRequest): Promise<void> {
     await this.call(() =>
@@ -24,7 +37,7 @@ export class QueueAdapter {
         new SendMessageCommand({
           QueueUrl: queueUrl,
           MessageBody: JSON.stringify(request),
-          MessageGroupId: messageGroupId(request.clusterName, request.principalArn),
+          MessageGroupId: messageGroupId(this.keyOf(request.clusterName), request.principalArn),
           // The request id is the idempotency key; SQS drops repeats within 5 minutes.
           MessageDeduplicationId: request.requestId,
         }),

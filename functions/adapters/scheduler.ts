@@ -13,6 +13,7 @@ import {
   DeleteScheduleCommand,
   type SchedulerClient,
 } from '@aws-sdk/client-scheduler';
+import { isRemoteKey } from '../core/cluster-target.js';
 import { PermanentError, TransientError } from '../core/errors.js';
 import type { Grant } from '../core/ledger.js';
 import type { AccessRequest } from '../core/types.js';
@@ -27,19 +28,26 @@ export interface SchedulerTarget {
   queueArn: string;
 }
 
-/** Schedule names allow 1-64 of [0-9a-zA-Z-_.]; grant ids allow more, so hash them. */
-export function scheduleName(grantId: string): string {
-  return `expiry-${createHash('sha256').update(grantId).digest('hex').slice(0, 48)}`;
+/**
+ * Schedule names allow 1-64 of [0-9a-zA-Z-_.]; grant ids allow more, so hash them. A grant on a
+ * cluster outside the deployment's account and region hashes its cluster key (account, region,
+ * name) in too; one at home keeps today's name, so schedules created before fleets are still
+ * found and cancelled by name.
+ */
+export function scheduleName(grantId: string, clusterKey?: string): string {
+  const input = clusterKey !== undefined && isRemoteKey(clusterKey) ? `${clusterKey}\n${grantId}` : grantId;
+  return `expiry-${createHash('sha256').update(input).digest('hex').slice(0, 48)}`;
 }
 
 /** The expiry request a schedule delivers; deterministic so replays deduplicate. */
 export function expiryRequest(
   target: Pick<AccessRequest, 'clusterName' | 'principalArn'>,
   grantId: string,
+  clusterKey?: string,
 ): AccessRequest {
   return {
     schemaVersion: 1,
-    requestId: scheduleName(grantId),
+    requestId: scheduleName(grantId, clusterKey),
     action: 'revoke',
     source: 'expiry',
     clusterName: target.clusterName,
@@ -60,12 +68,16 @@ export class SchedulerAdapter implements ExpiryScheduler {
     private readonly target: SchedulerTarget,
   ) {}
 
-  async scheduleExpiry(request: AccessRequest, grant: Grant): Promise<void> {
+  async scheduleExpiry(
+    request: AccessRequest,
+    grant: Grant,
+    clusterKey: string = request.clusterName,
+  ): Promise<void> {
     if (!grant.expiresAt) return;
     try {
       await this.client.send(
         new CreateScheduleCommand({
-          Name: scheduleName(grant.grantId),
+          Name: scheduleName(grant.grantId, clusterKey),
           GroupName: this.target.groupName,
           ScheduleExpression: atExpression(grant.expiresAt),
           ScheduleExpressionTimezone: 'UTC',
@@ -79,8 +91,8 @@ export class SchedulerAdapter implements ExpiryScheduler {
           Target: {
             Arn: this.target.queueArn,
             RoleArn: this.target.roleArn,
-            Input: JSON.stringify(expiryRequest(request, grant.grantId)),
-            SqsParameters: { MessageGroupId: messageGroupId(request.clusterName, request.principalArn) },
+            Input: JSON.stringify(expiryRequest(request, grant.grantId, clusterKey)),
+            SqsParameters: { MessageGroupId: messageGroupId(clusterKey, request.principalArn) },
           },
         }),
       );
@@ -91,10 +103,13 @@ export class SchedulerAdapter implements ExpiryScheduler {
     }
   }
 
-  async cancelExpiry(grantId: string): Promise<void> {
+  async cancelExpiry(grantId: string, clusterKey?: string): Promise<void> {
     try {
       await this.client.send(
-        new DeleteScheduleCommand({ Name: scheduleName(grantId), GroupName: this.target.groupName }),
+        new DeleteScheduleCommand({
+          Name: scheduleName(grantId, clusterKey),
+          GroupName: this.target.groupName,
+        }),
       );
     } catch (err) {
       if ((err as Error).name === 'ResourceNotFoundException') return;

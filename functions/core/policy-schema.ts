@@ -112,6 +112,11 @@ const maxDuration = string('an ISO-8601 duration of the form PnDTnHnMnS', {
       : { code: CODE, message: `${path}: must be longer than zero; got ${showConfig(v)}` },
 });
 
+/** EKS's rule for cluster names, which aliases follow too: requests carry them in `clusterName`. */
+const CLUSTER_NAME_PATTERN = '^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$';
+/** Region codes as AWS writes them: us-east-1, eu-west-1, ap-southeast-4, us-gov-west-1, cn-north-1. */
+const REGION_PATTERN = '^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$';
+
 const account = string('a 12-digit AWS account id, as a quoted string', {
   pattern: '^[0-9]{12}$',
   explain: (v) =>
@@ -283,6 +288,27 @@ export function policySpec(roleMappings: Spec | undefined, checks: readonly Clus
     code: CODE,
     expected: 'a mapping with rules',
     fields: [
+      // Fleet addressing (core/cluster-target.ts): the key is an alias requests name; these say where
+      // the cluster is. Absent: the deployment's own account and region, and the alias as EKS name.
+      optional(
+        'name',
+        string('a valid EKS cluster name', {
+          pattern: CLUSTER_NAME_PATTERN,
+          description: 'The EKS cluster name; default: the alias (the key).',
+        }),
+      ),
+      optional('account', {
+        ...account,
+        description:
+          "The cluster's account; default: the deployment's own. Needs the target role there (infra/target-account.yml).",
+      }),
+      optional(
+        'region',
+        string('an AWS region such as eu-west-1', {
+          pattern: REGION_PATTERN,
+          description: "The cluster's region; default: the deployment's own.",
+        }),
+      ),
       {
         name: 'rules',
         required: true,
@@ -302,8 +328,13 @@ export function policySpec(roleMappings: Spec | undefined, checks: readonly Clus
     checks: checks.map(
       (check) => (c: Record<string, unknown>, path: string) => check(c as unknown as ClusterPolicy, path),
     ),
-    parse: ({ rules, roleMappings: mappings }) =>
-      roleMappings && mappings !== undefined ? { rules, roleMappings: mappings } : { rules },
+    parse: ({ rules, roleMappings: mappings, name, account: accountId, region }) => ({
+      ...(name !== undefined && { name }),
+      ...(accountId !== undefined && { account: accountId }),
+      ...(region !== undefined && { region }),
+      rules,
+      ...(roleMappings && mappings !== undefined && { roleMappings: mappings }),
+    }),
   };
   return {
     kind: 'object',
@@ -324,9 +355,10 @@ export function policySpec(roleMappings: Spec | undefined, checks: readonly Clus
         spec: {
           kind: 'record',
           code: CODE,
-          expected: 'a mapping of cluster name to { rules }',
-          description: 'Clusters this system may touch; any other cluster is denied.',
-          keys: string('a valid EKS cluster name', { pattern: '^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$' }),
+          expected: 'a mapping of cluster alias to { rules }',
+          description:
+            'Clusters this system may touch, by alias (what requests name); any other cluster is denied.',
+          keys: string('a valid EKS cluster name', { pattern: CLUSTER_NAME_PATTERN }),
           values: cluster,
         },
       },

@@ -88,6 +88,12 @@ export interface RoleMappings {
 }
 
 export interface ClusterPolicy {
+  /** The EKS cluster name; absent = the alias (the policy key). */
+  readonly name?: string;
+  /** 12-digit account id of the cluster; absent = the deployment's own (core/cluster-target.ts). */
+  readonly account?: string;
+  /** The cluster's region; absent = the deployment's own. */
+  readonly region?: string;
   readonly rules: Readonly<Partial<Record<GrantingSource, SourceRule>>>;
   /** Absent: CloudTrail IAM events grant nothing on this cluster (DeleteRole still revokes). */
   readonly roleMappings?: RoleMappings;

@@ -16,8 +16,9 @@ import {
   buildAuditRecord,
   describeChange,
 } from '../core/audit.js';
+import type { ClusterDirectory, ClusterTarget } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
-import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
+import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
 import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
 import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
@@ -47,10 +48,13 @@ export interface DeadLetterSink {
 }
 
 export interface ExpiryScheduler {
-  /** Makes sure an expiry request for this grant will arrive at `grant.expiresAt`. Idempotent. */
-  scheduleExpiry(request: AccessRequest, grant: Grant): Promise<void>;
+  /**
+   * Makes sure an expiry request for this grant will arrive at `grant.expiresAt`. Idempotent.
+   * `clusterKey` (core/cluster-target.ts) names the schedule and its message group; default: the alias.
+   */
+  scheduleExpiry(request: AccessRequest, grant: Grant, clusterKey?: string): Promise<void>;
   /** Removes the schedule of an ended grant; absent schedules are fine. */
-  cancelExpiry(grantId: string): Promise<void>;
+  cancelExpiry(grantId: string, clusterKey?: string): Promise<void>;
 }
 
 export interface GrantServiceDeps {
@@ -59,6 +63,8 @@ export interface GrantServiceDeps {
   audit: AuditSink;
   deadLetters: DeadLetterSink;
   policy: GuardrailPolicy;
+  /** The policy's clusters resolved against the deployment: where each alias is, and its keys. */
+  clusters: ClusterDirectory;
   scheduler?: ExpiryScheduler;
   maxReceiveCount: number;
   logger: ServiceLogger;
@@ -100,6 +106,12 @@ const TERMINAL_OUTCOME: Record<string, AuditOutcome> = {
   expiry: 'expired',
   reconcile: 'repaired',
 };
+
+/** Where a request acts: its resolved cluster, and that cluster's ledger / group / schedule key. */
+interface Place {
+  target: ClusterTarget;
+  key: string;
+}
 
 interface ConvergeResult {
   outcome: AuditOutcome;
@@ -146,9 +158,11 @@ export class GrantService {
       });
     }
     const applied: AuditChange[] = [];
+    const place = this.placeOf(request);
     try {
       const { toMarkReported, ...result } = await this.converge(
         request,
+        place,
         decision.expiresAt,
         message,
         applied,
@@ -159,15 +173,23 @@ export class GrantService {
         ...result,
         changes: applied,
       });
-      await this.markReported(request, toMarkReported, message.messageId);
+      await this.markReported(request, place, toMarkReported, message.messageId);
       return done;
     } catch (err) {
-      return this.onError(err, request, message, applied);
+      return this.onError(err, request, place, message, applied);
     }
+  }
+
+  /** `decide` has allowed the request, so its alias is in the policy. */
+  private placeOf(request: AccessRequest): Place {
+    const target = this.deps.clusters.resolve(request.clusterName);
+    if (!target) throw new Error(`cluster ${request.clusterName} passed the policy but is not in it`);
+    return { target, key: this.deps.clusters.key(target) };
   }
 
   private async converge(
     request: AccessRequest,
+    place: Place,
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
@@ -175,7 +197,7 @@ export class GrantService {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
-        return await this.convergeOnce(request, expiresAt, message, applied);
+        return await this.convergeOnce(request, place, expiresAt, message, applied);
       } catch (err) {
         const retryable = err instanceof TransientError;
         const backoff = Math.min(2000, 100 * 2 ** round) * (0.5 + this.random() / 2);
@@ -193,15 +215,17 @@ export class GrantService {
 
   private async convergeOnce(
     request: AccessRequest,
+    place: Place,
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
   ): Promise<ConvergeResult> {
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
+    const { target, key } = place;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-    let record = await this.deps.ledger.load(clusterName, principalArn);
-    const current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+    let record = await this.deps.ledger.load(key, principalArn);
+    const current = await this.deps.eks.readCurrent(target, principalArn, signal);
     if (unseenOwnCreate(current, applied)) {
       // EKS is eventually consistent: an entry this message created can read as absent for a while.
       // Planning from that read would revoke nothing or create twice; read again instead.
@@ -211,7 +235,15 @@ export class GrantService {
       );
     }
 
-    const ledgerChange = await this.updateLedger(request, expiresAt, record, current, now, message.messageId);
+    const ledgerChange = await this.updateLedger(
+      request,
+      key,
+      expiresAt,
+      record,
+      current,
+      now,
+      message.messageId,
+    );
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
@@ -222,13 +254,13 @@ export class GrantService {
         ? planRecreate(current, desired)
         : undefined;
     const plan = recreate ?? planChanges(current, desired);
-    await this.applyAll(request, plan.changes, applied, signal).catch((err: unknown) => {
+    await this.applyAll(request, target, plan.changes, applied, signal).catch((err: unknown) => {
       throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
     });
     if (plan.changes.at(-1)?.op === 'CreateAccessEntry') {
       // Nothing after the create proved the entry visible (an Associate would have). Until it is, the
       // next message could read "no entry" and, say, revoke nothing: report only once EKS shows it.
-      const seen = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      const seen = await this.deps.eks.readCurrent(target, principalArn, signal);
       if (!seen.exists) {
         throw new TransientError(
           'EVENTUAL_CONSISTENCY',
@@ -241,7 +273,7 @@ export class GrantService {
     // the same time as the standard worker. If the ledger moved while we applied, our
     // plan may have undone the other worker's change: converge again from the new ledger.
     for (let extra = 0; extra < 2; extra++) {
-      const latest = await this.deps.ledger.load(clusterName, principalArn);
+      const latest = await this.deps.ledger.load(key, principalArn);
       if (fingerprint(latest) === fingerprint(record)) break;
       this.deps.logger.info(
         'ledger changed while applying (another worker on this principal); converging again',
@@ -250,11 +282,12 @@ export class GrantService {
         },
       );
       record = latest;
-      const again = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
-      await this.applyAll(request, planChanges(again, computeDesired(record, now)).changes, applied, signal);
+      const again = await this.deps.eks.readCurrent(target, principalArn, signal);
+      const changes = planChanges(again, computeDesired(record, now)).changes;
+      await this.applyAll(request, target, changes, applied, signal);
     }
     if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
-      await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant);
+      await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant, key);
     }
     const kind =
       request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
@@ -299,7 +332,7 @@ export class GrantService {
     const waited = now.getTime() - Date.parse(grant.createdAt);
     if (waited < windowMs) return err;
     return new PermanentError(
-      'PRINCIPAL_NOT_IN_IAM',
+      'PRINCIPAL_NOT_IN_IAM' satisfies EksLimitReasonCode,
       `EKS still calls ${request.principalArn} an invalid principal ${Math.round(waited / 1000)} s after ` +
         `grant ${grant.grantId} was first recorded (IAM propagation window: ${Math.round(windowMs / 1000)} s, ` +
         'IAM_PROPAGATION_WINDOW_SECONDS): the role or user does not exist or was deleted. ' +
@@ -309,11 +342,16 @@ export class GrantService {
   }
 
   /** Best effort: a crash before this only means a redelivery repeats the outcome. */
-  private async markReported(request: AccessRequest, grants: Grant[], messageId: string): Promise<void> {
+  private async markReported(
+    request: AccessRequest,
+    place: Place,
+    grants: Grant[],
+    messageId: string,
+  ): Promise<void> {
     for (const g of grants) {
       try {
         await this.deps.ledger.updateGrant(
-          request.clusterName,
+          place.key,
           request.principalArn,
           { ...g, reportedMessageId: messageId, version: g.version + 1 },
           g.version,
@@ -329,13 +367,14 @@ export class GrantService {
 
   private async applyAll(
     request: AccessRequest,
+    target: ClusterTarget,
     changes: EksChange[],
     applied: AuditChange[],
     signal: AbortSignal,
   ): Promise<void> {
     for (const change of changes) {
       try {
-        await this.deps.eks.apply(request.clusterName, request.principalArn, change, signal);
+        await this.deps.eks.apply(target, request.principalArn, change, signal);
       } catch (err) {
         applied.push(describeChange(change, 'failed'));
         throw err;
@@ -350,13 +389,14 @@ export class GrantService {
    */
   private async updateLedger(
     request: AccessRequest,
+    clusterName: string,
     expiresAt: string | undefined,
     record: PrincipalRecord,
     current: AccessState,
     now: Date,
     messageId: string,
   ): Promise<LedgerChange> {
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
     const ledger = this.deps.ledger;
     const change = planLedgerChange({ record, request, current, expiresAt, now, messageId });
     refuseScopeOverflow(request, record, change, now);
@@ -388,13 +428,15 @@ export class GrantService {
       if (at === -1) record.grants.push(next);
       else record.grants[at] = next;
     }
-    for (const grantId of change.cancelExpiries) await this.deps.scheduler?.cancelExpiry(grantId);
+    for (const grantId of change.cancelExpiries)
+      await this.deps.scheduler?.cancelExpiry(grantId, clusterName);
     return change;
   }
 
   private async onError(
     err: unknown,
     request: AccessRequest,
+    place: Place,
     message: InboundMessage,
     applied: AuditChange[],
   ): Promise<MessageResult> {
@@ -435,7 +477,7 @@ export class GrantService {
           ? `gave up after ${message.receiveCount} attempts: ${error.message}`
           : error.message,
     };
-    await this.rollBack(request, message, applied);
+    await this.rollBack(request, place, message, applied);
     this.deps.metrics?.count('RequestsFailed');
     await this.deps.deadLetters.deadLetter(message, reason);
     return this.finish(message, {
@@ -449,29 +491,31 @@ export class GrantService {
 
   private async rollBack(
     request: AccessRequest,
+    place: Place,
     message: InboundMessage,
     applied: AuditChange[],
   ): Promise<void> {
     if (request.action !== 'grant') return;
-    const { clusterName, principalArn } = request;
+    const { principalArn } = request;
+    const { target, key } = place;
     try {
-      const record = await this.deps.ledger.load(clusterName, principalArn);
+      const record = await this.deps.ledger.load(key, principalArn);
       const grant = record.grants.find((g) => g.grantId === request.requestId);
       if (grant?.status !== 'active') return;
       const failed = endGrant(grant, 'failed', this.now());
-      await this.deps.ledger.updateGrant(clusterName, principalArn, failed, grant.version);
+      await this.deps.ledger.updateGrant(key, principalArn, failed, grant.version);
       Object.assign(grant, failed);
       // Converge even if this attempt applied nothing: an earlier attempt may have.
       const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
-      let current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+      let current = await this.deps.eks.readCurrent(target, principalArn, signal);
       // An entry this attempt created may not be visible yet; rolling back from that read would leave it.
       for (let i = 0; i < 4 && unseenOwnCreate(current, applied); i++) {
         await this.sleep(250 * 2 ** i);
-        current = await this.deps.eks.readCurrent(clusterName, principalArn, signal);
+        current = await this.deps.eks.readCurrent(target, principalArn, signal);
       }
       const plan = planChanges(current, computeDesired(record, this.now()));
       for (const change of plan.changes) {
-        await this.deps.eks.apply(clusterName, principalArn, change, signal);
+        await this.deps.eks.apply(target, principalArn, change, signal);
         applied.push(describeChange(change, 'applied'));
       }
     } catch (err) {
@@ -538,7 +582,7 @@ function refuseScopeOverflow(
   const overflow = scopeOverflow(record, change, now);
   if (!overflow) return;
   throw new RejectionError(
-    'SCOPE_TOO_MANY_NAMESPACES',
+    'SCOPE_TOO_MANY_NAMESPACES' satisfies EksLimitReasonCode,
     `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
       `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
       `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +

@@ -8,6 +8,7 @@ import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import type { ReconcilerConfig } from '../config.js';
+import { accountOfQueue, ClusterDirectory, groupKeys } from '../core/cluster-target.js';
 import type { ServiceLogger } from './grant-service.js';
 import { loadPolicyJson } from './load-policy.js';
 import { type ReconcileReport, reconcile } from './reconciler.js';
@@ -31,7 +32,8 @@ export function createReconciler(
   now?: () => Date,
 ): (deadline?: () => number) => Promise<ReconcileReport> {
   const policy = loadPolicyJson(config.policyPath);
-  const queue = new QueueAdapter(clients.sqs);
+  const queue = new QueueAdapter(clients.sqs, groupKeys(policy, config.region, config.requestQueueUrl));
+  const account = accountOfQueue(config.requestQueueUrl);
   const deps = {
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     eks: new EksAdapter(clients.eks),
@@ -40,6 +42,7 @@ export function createReconciler(
       queue.enqueue(breakGlass ? config.breakGlassQueueUrl : config.requestQueueUrl, request),
     // Only clusters named in the policy: nothing else is ours to look at.
     clusters: Object.keys(policy.clusters),
+    ...(account && { directory: new ClusterDirectory(policy, { account, region: config.region }) }),
     repairDrift: config.repairDrift,
     concurrency: config.concurrency,
     logger,

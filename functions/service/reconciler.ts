@@ -13,6 +13,7 @@ import type { EksAdapter } from '../adapters/eks.js';
 import type { LedgerAdapter } from '../adapters/ledger.js';
 import { expiryRequest } from '../adapters/scheduler.js';
 import { type AuditRecord, buildAuditRecord, describeChange } from '../core/audit.js';
+import type { ClusterDirectory } from '../core/cluster-target.js';
 import { computeDesired } from '../core/desired.js';
 import { planChanges } from '../core/plan.js';
 import type { AccessRequest } from '../core/types.js';
@@ -24,7 +25,13 @@ export interface ReconcilerDeps {
   audit: AuditSink;
   /** Sends a request to the queue of the worker that owns it (break-glass or standard). */
   enqueue: (request: AccessRequest, breakGlass: boolean) => Promise<void>;
+  /** Aliases to check, in this order. */
   clusters: string[];
+  /**
+   * Where each alias is (core/cluster-target.ts): ledger keys and the EKS target. Absent: every alias
+   * is a cluster of that name in the default client's account and region (keys = aliases).
+   */
+  directory?: ClusterDirectory;
   repairDrift: boolean;
   concurrency: number;
   logger: ServiceLogger;
@@ -58,27 +65,35 @@ export async function reconcile(deps: ReconcilerDeps): Promise<ReconcileReport> 
   const overdue = await deps.ledger.listExpiredActive(now);
   const expiring = new Set<string>();
   for (const ref of overdue) {
+    // The ledger holds cluster keys; requests name the alias. A key the policy no longer names
+    // keeps itself, and the worker refuses that request (the cluster is not ours any more).
+    const alias = deps.directory?.fromKey(ref.clusterName)?.alias ?? ref.clusterName;
     // Same request id as the schedule would have sent: if it did fire meanwhile, the
     // queue's deduplication or the worker's idempotency makes the second one a no-op.
-    await deps.enqueue(expiryRequest(ref, ref.grantId), ref.source === 'break-glass');
+    await deps.enqueue(
+      expiryRequest({ clusterName: alias, principalArn: ref.principalArn }, ref.grantId, ref.clusterName),
+      ref.source === 'break-glass',
+    );
     expiring.add(`${ref.clusterName}\n${ref.principalArn}`);
     report.expiriesEnqueued++;
     deps.logger.warn('grant past its expiry was still active; expiry enqueued by the reconciler', { ...ref });
   }
 
   for (const clusterName of deps.clusters) {
+    const target = deps.directory?.resolve(clusterName);
+    const key = target && deps.directory ? deps.directory.key(target) : clusterName;
     // Start each run at a random point: a cluster too big for one run is still covered by the
     // next ones instead of re-checking the same head every time and never reaching the tail.
-    const principals = rotate(await deps.ledger.listPrincipals(clusterName), deps.random ?? Math.random);
+    const principals = rotate(await deps.ledger.listPrincipals(key), deps.random ?? Math.random);
     await mapBounded(principals, deps.concurrency, async (principalArn) => {
       if (deps.deadline && Date.now() > deps.deadline()) {
         report.truncated = true;
         return;
       }
-      if (expiring.has(`${clusterName}\n${principalArn}`)) return;
+      if (expiring.has(`${key}\n${principalArn}`)) return;
       try {
-        const record = await deps.ledger.load(clusterName, principalArn);
-        const current = await deps.eks.readCurrent(clusterName, principalArn);
+        const record = await deps.ledger.load(key, principalArn);
+        const current = await deps.eks.readCurrent(target ?? clusterName, principalArn);
         const plan = planChanges(current, computeDesired(record, now));
         report.principalsChecked++;
         if (plan.changes.length === 0) return;

@@ -20,6 +20,7 @@ import { QueueAdapter } from '../adapters/queue.js';
 import { RoleDirectoryAdapter } from '../adapters/role-directory.js';
 import { type Env, required } from '../config.js';
 import { buildAuditRecord } from '../core/audit.js';
+import { groupKeys } from '../core/cluster-target.js';
 import { TransientError } from '../core/errors.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import {
@@ -72,6 +73,8 @@ export function defaultRoleLifecycleClients(
 export interface RoleLifecycleOptions {
   config: Pick<RoleLifecycleConfig, 'requestQueueUrl' | 'ledgerTable' | 'auditBusName'>;
   policy: GuardrailPolicy;
+  /** The deployment's region: with the queue's account, which clusters are home (group ids). */
+  region?: string;
   clients: RoleLifecycleClients;
   logger: ServiceLogger;
   metrics?: ServiceMetrics;
@@ -90,7 +93,10 @@ export interface RoleIntakeResult {
 
 export function createRoleLifecycleIntake(options: RoleLifecycleOptions) {
   const { config, policy, logger, metrics } = options;
-  const queue = new QueueAdapter(options.clients.sqs);
+  const queue = new QueueAdapter(
+    options.clients.sqs,
+    groupKeys(policy, options.region, config.requestQueueUrl),
+  );
   const directory = new RoleDirectoryAdapter(options.clients.dynamodb, config.ledgerTable);
   const audit = new AuditBusAdapter(options.clients.eventbridge, config.auditBusName, logger);
   const now = options.now ?? (() => new Date());

@@ -15,7 +15,8 @@ import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
-import type { WorkerConfig } from '../config.js';
+import { deploymentOf, type WorkerConfig } from '../config.js';
+import { ClusterDirectory } from '../core/cluster-target.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import {
   type ExpiryScheduler,
@@ -62,6 +63,7 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
 export function createWorker(options: WorkerOptions) {
   const { config, clients, logger } = options;
   const queue = new QueueAdapter(clients.sqs);
+  const clusters = new ClusterDirectory(options.policy, deploymentOf(config));
   const service = new GrantService({
     eks: new EksAdapter(clients.eks, options.onEksCall),
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
@@ -77,6 +79,7 @@ export function createWorker(options: WorkerOptions) {
         ),
     },
     policy: options.policy,
+    clusters,
     scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler),
     maxReceiveCount: config.maxReceiveCount,
     ...(config.iamPropagationWindowSeconds !== undefined && {
