@@ -7,7 +7,7 @@ import { type CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dy
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { defaultRoleArn, LOCAL_ACCOUNT } from './bus-callers.js';
+import { busCallers, LOCAL_ACCOUNT, localRoleArn } from './bus-callers.js';
 import { createTable, type DynamoEmulator, startDynamo } from './dynamodb.js';
 import { loadEventRoutes } from './event-routes.js';
 import {
@@ -16,21 +16,33 @@ import {
   type IdentifyCaller,
   startEventBridge,
 } from './eventbridge.js';
+import { type Actor, credentialsOf, identityOfRoleArn } from './identities.js';
 import { type AsyncHandler, type AsyncInvoker, createAsyncInvoker } from './lambda-async.js';
 import { type SchedulerEmulator, startScheduler } from './scheduler.js';
 import { createQueues, type QueuePair, queueUrlFromArn, type SqsEmulator, startSqs } from './sqs.js';
 
 export const LOCAL_REGION = 'us-east-1';
+/**
+ * The key of clients that act as nobody in particular (setting up queues, reading what is there). To local
+ * SQS it is a stranger's: what it sends is stamped with a SenderId no worker trusts (infra/local/identities.ts).
+ */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 export { CLOUDTRAIL_CREDENTIALS, LOCAL_ACCOUNT } from './bus-callers.js';
 
-/** Client config for a loopback endpoint; spread it into any SDK v3 client constructor. */
-export function localClientConfig(endpoint: string): {
+/** Client config for a loopback endpoint, as `actor` if given; spread it into any SDK v3 client constructor. */
+export function localClientConfig(
+  endpoint: string,
+  actor?: Actor,
+): {
   endpoint: string;
   region: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
 } {
-  return { endpoint, region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+  return {
+    endpoint,
+    region: LOCAL_REGION,
+    credentials: actor ? credentialsOf(actor) : { ...LOCAL_CREDENTIALS },
+  };
 }
 
 /** One line of the audit log file: an event the audit bus's archive rule took. */
@@ -57,12 +69,11 @@ export interface LocalAwsOptions {
    */
   eventTargets?: Partial<Record<string, AsyncHandler>>;
   /**
-   * Who each access key is. Given, the buses' resource policies are enforced (only this system's roles may
-   * publish `eks-access-grants` records); without it every key is an ordinary principal and no bus policy
-   * applies, since callers that share one key could not be told apart anyway.
+   * Who each access key is, for the buses' resource policies (only this system's roles may publish
+   * `eks-access-grants` records). Default: the local identities (infra/local/bus-callers.ts).
    */
   identify?: IdentifyCaller;
-  /** Local ARN of a template role, by logical id (default arn:aws:iam::<LOCAL_ACCOUNT>:role/<logicalId>). */
+  /** Local ARN of a template role, by logical id (default: its local identity's, bus-callers.ts). */
   roleArn?: (logicalId: string) => string;
   /** Base name of the queue pair: `<name>.fifo` and `<name>-dlq.fifo` (default 'requests'). */
   queueName?: string;
@@ -81,6 +92,10 @@ export interface LocalAws extends QueuePair {
   dynamodb: DynamoDBClient;
   eventbridge: EventBridgeClient;
   scheduler: SchedulerClient;
+  /** SQS as one of the local identities (C3): what it sends is stamped with that actor's SenderId. */
+  sqsAs(actor: Actor): SQSClient;
+  /** EventBridge as one of the local identities: the audit bus takes `eks-access-grants` records only from its publishers. */
+  eventbridgeAs(actor: Actor): EventBridgeClient;
   /** Test hooks: events() (every accepted event, with the routes it matched), failNext(n). */
   eventbridgeEmulator: EventBridgeEmulator;
   /** The audit log: events the audit bus's archive took, oldest first. */
@@ -110,6 +125,19 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
     closers.push(() => sqsServer.close());
     const sqs = new SQSClient(localClientConfig(sqsServer.endpoint));
     closers.push(() => sqs.destroy());
+    const asActor = new Map<Actor, SQSClient>();
+    const sqsAs = (actor: Actor): SQSClient => {
+      let client = asActor.get(actor);
+      if (!client) {
+        client = new SQSClient(localClientConfig(sqsServer.endpoint, actor));
+        asActor.set(actor, client);
+      }
+      return client;
+    };
+    closers.push(() => {
+      for (const c of asActor.values()) c.destroy();
+      asActor.clear();
+    });
     const queue = await createQueues(sqs, {
       name: opts.queueName ?? 'requests',
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 30,
@@ -131,9 +159,27 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
     closers.push(() => bus.close());
     const eventbridge = new EventBridgeClient(localClientConfig(eventbridgeEmulator.endpoint));
     closers.push(() => eventbridge.destroy());
+    const busAs = new Map<Actor, EventBridgeClient>();
+    const eventbridgeAs = (actor: Actor): EventBridgeClient => {
+      let client = busAs.get(actor);
+      if (!client) {
+        client = new EventBridgeClient(localClientConfig(eventbridgeEmulator.endpoint, actor));
+        busAs.set(actor, client);
+      }
+      return client;
+    };
+    closers.push(() => {
+      for (const c of busAs.values()) c.destroy();
+      busAs.clear();
+    });
 
     const schedulerEmulator = await startScheduler({
       sqs,
+      // Scheduler sends as the schedule's role; a role with no local identity is a stranger.
+      sqsForRole: (roleArn) => {
+        const identity = identityOfRoleArn(roleArn);
+        return identity ? sqsAs(identity.actor) : sqs;
+      },
       queueUrlForArn: (arn) => queueUrlFromArn(sqsServer.endpoint, arn),
     });
     closers.push(() => schedulerEmulator.close());
@@ -154,6 +200,8 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
       dynamodb,
       eventbridge,
       scheduler,
+      sqsAs,
+      eventbridgeAs,
       eventbridgeEmulator,
       auditEvents,
       eventInvokers,
@@ -188,7 +236,7 @@ async function startLocalEventBridge(opts: LocalAwsOptions) {
       throw new Error(`local EventBridge: no local bus for ${logicalId}`);
     },
     busArn: (name) => `arn:aws:events:${region}:${LOCAL_ACCOUNT}:event-bus/${name}`,
-    roleArn: opts.roleArn ?? defaultRoleArn,
+    roleArn: opts.roleArn ?? localRoleArn,
   });
 
   const audit: AuditEvent[] = [];
@@ -233,10 +281,8 @@ async function startLocalEventBridge(opts: LocalAwsOptions) {
     region,
     accountId: LOCAL_ACCOUNT,
     routes: busRoutes,
-    ...(opts.identify && {
-      identify: opts.identify,
-      policies: policies.map((p) => ({ eventBusName: p.eventBusName, statement: p.statement })),
-    }),
+    identify: opts.identify ?? busCallers(),
+    policies: policies.map((p) => ({ eventBusName: p.eventBusName, statement: p.statement })),
   });
   return {
     eventbridgeEmulator,

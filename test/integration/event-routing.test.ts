@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_DETAIL_TYPE, AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
 import { type AuditOutcome, type AuditRecord, buildAuditRecord } from '../../functions/core/audit.js';
 import { createRoleLifecycleIntake } from '../../functions/service/role-lifecycle.js';
-import { busCallers, type LocalActor } from '../../infra/local/bus-callers.js';
+import { credentialsOf } from '../../infra/local/identities.js';
 import { CLOUDTRAIL_CREDENTIALS, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { VIEW } from '../helpers/fixtures.js';
@@ -24,12 +24,10 @@ import { captureLogger, type Harness, startHarness } from '../helpers/harness.js
 
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
 const INTAKE_RULE = 'roleLifecycleIntake-eventBridge-1';
-/** One access key per actor this file plays; the harness's worker publishes with LOCAL_CREDENTIALS. */
-const KEYS: Record<string, LocalActor> = {
-  [LOCAL_CREDENTIALS.accessKeyId]: 'grantWorker',
-  'role-intake-key': 'roleLifecycleIntake',
-  'ticket-intake-key': 'ticketIntake',
-};
+/** The local identities' keys (infra/local/identities.ts); LOCAL_CREDENTIALS is nobody's: a stranger. */
+const WORKER_KEY = credentialsOf('grantWorker').accessKeyId;
+const ROLE_INTAKE_KEY = credentialsOf('roleLifecycleIntake').accessKeyId;
+const TICKET_INTAKE_KEY = credentialsOf('ticketIntake').accessKeyId;
 
 function sample(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(`../../events/cloudtrail/${name}.json`, import.meta.url), 'utf8'));
@@ -82,7 +80,6 @@ beforeAll(async () => {
   let intake: ReturnType<typeof createRoleLifecycleIntake> | undefined;
   h = await startHarness({
     localAws: {
-      identify: busCallers({ actorOf: (key) => KEYS[key] }),
       eventTargets: {
         roleLifecycleIntake: (event) => (intake ? intake(event) : Promise.reject(new Error('not ready'))),
       },
@@ -91,7 +88,11 @@ beforeAll(async () => {
   intake = createRoleLifecycleIntake({
     config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
     policy,
-    clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: busClient('role-intake-key') },
+    clients: {
+      sqs: h.aws.sqsAs('roleLifecycleIntake'),
+      dynamodb: h.aws.dynamodb,
+      eventbridge: busClient(ROLE_INTAKE_KEY),
+    },
     logger: captureLogger(),
   });
 });
@@ -139,7 +140,7 @@ describe('CloudTrail IAM events on the default bus', () => {
   it('are refused from anyone but CloudTrail: an aws. source is reserved to AWS', async () => {
     const before = invocations().length;
     const eventsBefore = h.aws.eventbridgeEmulator.events().length;
-    for (const key of ['stranger-key', 'ticket-intake-key', LOCAL_CREDENTIALS.accessKeyId]) {
+    for (const key of ['stranger-key', TICKET_INTAKE_KEY, ROLE_INTAKE_KEY, LOCAL_CREDENTIALS.accessKeyId]) {
       const out = await put(key, [entryOf(sample('create-role-tagged'))]);
       expect(out, key).toMatchObject({
         FailedEntryCount: 1,
@@ -156,8 +157,8 @@ describe('CloudTrail IAM events on the default bus', () => {
 describe('the audit bus', () => {
   it("takes records from this system's roles into the audit log", async () => {
     const before = h.aws.auditEvents().length;
-    const worker = await put(LOCAL_CREDENTIALS.accessKeyId, [auditEntry(record('bus-1', 'granted'))]);
-    const intake = await put('role-intake-key', [auditEntry(record('bus-2', 'rejected'))]);
+    const worker = await put(WORKER_KEY, [auditEntry(record('bus-1', 'granted'))]);
+    const intake = await put(ROLE_INTAKE_KEY, [auditEntry(record('bus-2', 'rejected'))]);
     expect([worker.FailedEntryCount, intake.FailedEntryCount]).toEqual([0, 0]);
     expect(
       h.aws
@@ -173,7 +174,12 @@ describe('the audit bus', () => {
 
   it('refuses an eks-access-grants record from a stranger or a role the policy does not list, entry by entry', async () => {
     const before = h.aws.auditEvents().length;
-    for (const key of ['stranger-key', 'ticket-intake-key']) {
+    for (const key of [
+      'stranger-key',
+      LOCAL_CREDENTIALS.accessKeyId,
+      TICKET_INTAKE_KEY,
+      credentialsOf('operator').accessKeyId,
+    ]) {
       const out = await put(key, [
         auditEntry(record('forged-1', 'revoked')),
         // The same call's other entries stand on their own.
