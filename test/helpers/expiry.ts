@@ -93,7 +93,7 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
   const run = createReconciler(
     config,
     logger,
-    { eks, sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
+    { eks, sqs: h.aws.sqsAs('reconciler'), dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
     opts.now,
   );
   return { run: (): Promise<ReconcileReport> => run(), logger };
