@@ -43,6 +43,17 @@ function initEnv(name: string, dir: string): Record<string, string> {
     POLICY_PATH: join(dir, 'policy.json'),
     SCHEDULER_GROUP: 'eks-access-grants',
     SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/scheduler',
+    // JSON settings a placeholder cannot stand in for (an invalid value fails the cold start).
+    TRUSTED_SENDERS: JSON.stringify({
+      ticket: ['AROABENCHTICKETINTAKE'],
+      'iam-role-created': ['AROABENCHROLELIFECYCLE'],
+      'break-glass': ['AROABENCHBREAKGLASSINTAKE'],
+      expiry: ['AROABENCHEXPIRYSCHEDULER'],
+    }),
+    DEAD_LETTER_SENDERS: JSON.stringify(['AROABENCHGRANTWORKER']),
+    TICKET_SECRET_PARAM: '/eks-access-grants/bench/ticket-webhook-secret',
+    BREAK_GLASS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/break-glass.fifo',
+    BREAK_GLASS_SECRET_PARAM: '/eks-access-grants/bench/break-glass-webhook-secret',
   };
 }
 
