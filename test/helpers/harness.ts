@@ -31,7 +31,7 @@ import {
 } from '../../infra/local/identities.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
-import { startLocalAws } from '../../infra/local/stack.js';
+import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
@@ -55,6 +55,12 @@ export function captureLogger(): ServiceLogger & { lines: LogLine[] } {
 
 export interface HarnessOptions {
   maxReceiveCount?: number;
+  /**
+   * Default 40 s: above the runner's 30 s function timeout, as the template keeps the queue's above the
+   * worker's. Below it, a slow invocation outlives its messages' visibility: local SQS then redelivers (or,
+   * on the last receive, dead-letters) a message the worker is still handling, and its delete fails.
+   * Retries do not wait for it: the worker sets each retried message's visibility itself.
+   */
   visibilityTimeoutSeconds?: number;
   policy?: GuardrailPolicy;
   eksMaxAttempts?: number;
@@ -67,6 +73,8 @@ export interface HarnessOptions {
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
   iamPropagationWindowSeconds?: number;
+  /** EventBridge function targets (and, to override the local identities, who each key is). */
+  localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
   /**
    * Whose sender binding the harness' one worker has (default 'both': its one queue carries every source, so it
    * trusts each source's senders from both workers' template routing, and dead-letters as the grant worker).
@@ -124,8 +132,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
   });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
+    ...opts.localAws,
     queueName: 'requests',
-    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 40,
     maxReceiveCount,
     tableName: 'grants',
     tableDefinition: ledgerTableDefinition('grants'),
@@ -171,7 +180,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       // The worker's own identity: its dead letters carry its SenderId, which DEAD_LETTER_SENDERS names.
       sqs: aws.sqsAs(workerActor),
       dynamodb: aws.dynamodb,
-      eventbridge: aws.eventbridge,
+      // The audit bus takes eks-access-grants records only from the roles its policy names.
+      eventbridge: aws.eventbridgeAs(workerActor),
       scheduler: aws.scheduler,
     },
     logger,
@@ -223,8 +233,11 @@ export async function startHarness(opts: HarnessOptions = {}) {
         }),
       );
     },
-    /** Processes until the queue is idle (including messages waiting out a visibility timeout). */
-    drain(maxMs = 30_000) {
+    /**
+     * Processes until the queue is idle (including messages waiting out a visibility timeout). `maxMs` is
+     * only a ceiling for a stuck run: on a busy machine a few retried messages can take a minute.
+     */
+    drain(maxMs = 150_000) {
       return runner.runUntilIdle({ maxMs });
     },
     /**
@@ -256,7 +269,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
     },
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+      // The audit log: what the audit bus's archive rule took, as local mode and the CLI read it.
+      return aws.auditEvents().map((e) => e.detail as AuditRecord);
     },
     auditsFor(requestId: string): AuditRecord[] {
       return this.audits().filter((a) => a.requestId === requestId);
