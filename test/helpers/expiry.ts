@@ -93,7 +93,12 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
   const run = createReconciler(
     config,
     logger,
-    { eks, sqs: h.aws.sqsAs('reconciler'), dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
+    {
+      eks,
+      sqs: h.aws.sqsAs('reconciler'),
+      dynamodb: h.aws.dynamodb,
+      eventbridge: h.aws.eventbridgeAs('reconciler'),
+    },
     opts.now,
   );
   return { run: (): Promise<ReconcileReport> => run(), logger };

@@ -37,7 +37,7 @@ import {
 } from '../../infra/local/identities.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
-import { startLocalAws } from '../../infra/local/stack.js';
+import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
@@ -81,6 +81,8 @@ export interface HarnessOptions {
   iamPropagationWindowSeconds?: number;
   /** EXPIRING_SOON_LEAD for the worker (ISO-8601); default none, so other tests see expiry schedules only. */
   expiringSoonLead?: string;
+  /** EventBridge function targets (and, to override the local identities, who each key is). */
+  localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
   /**
    * Whose sender binding the harness' one worker has (default 'both': its one queue carries every source, so it
    * trusts each source's senders from both workers' template routing, and dead-letters as the grant worker).
@@ -138,6 +140,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
+    ...opts.localAws,
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 40,
     maxReceiveCount,
@@ -187,7 +190,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       // The worker's own identity: its dead letters carry its SenderId, which DEAD_LETTER_SENDERS names.
       sqs: aws.sqsAs(workerActor),
       dynamodb: aws.dynamodb,
-      eventbridge: aws.eventbridge,
+      // The audit bus takes eks-access-grants records only from the roles its policy names.
+      eventbridge: aws.eventbridgeAs(workerActor),
       scheduler: aws.scheduler,
     },
     logger,
@@ -276,15 +280,17 @@ export async function startHarness(opts: HarnessOptions = {}) {
     },
     /** The audit records on the bus (not the expiring-soon reminders, which are no audit record). */
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator
-        .events()
+      // The audit log: what the audit bus's archive rule took, as local mode and the CLI read it (without the
+      // expiring-soon reminders it also holds: they are no audit record).
+      return aws
+        .auditEvents()
         .filter((e) => e.detailType === AUDIT_DETAIL_TYPE)
         .map((e) => e.detail as AuditRecord);
     },
-    /** The expiring-soon reminders the Scheduler emulator put on the bus. */
+    /** The expiring-soon reminders the Scheduler emulator put on the audit bus. */
     reminders(): ExpiringSoonEvent[] {
-      return aws.eventbridgeEmulator
-        .events()
+      return aws
+        .auditEvents()
         .filter((e) => e.detailType === EXPIRING_SOON_DETAIL_TYPE)
         .map((e) => e.detail as ExpiringSoonEvent);
     },
