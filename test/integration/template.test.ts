@@ -908,15 +908,17 @@ describe('EventBridge routing, as local mode models it', () => {
     expect(target(intakeRule?.Targets?.[0]?.Arn)).toBe('RoleLifecycleIntakeLambdaFunction');
   });
 
-  it('packages the audit bus policy local mode enforces', () => {
-    const [[, props] = []] = ofType<{ Statement: { Condition: unknown } }>('AWS::Events::EventBusPolicy');
-    expect(local.policies).toHaveLength(1);
-    expect(JSON.stringify(props?.Statement.Condition)).toBe(
-      JSON.stringify(local.policies[0]?.statement.Condition).replace(
-        /"role:(\w+)"/g,
-        '{"Fn::GetAtt":["$1","Arn"]}',
-      ),
-    );
+  it('packages the audit bus policies local mode enforces', () => {
+    const packaged = ofType<{ Statement: { Condition: unknown } }>('AWS::Events::EventBusPolicy');
+    // Who may publish our source, and (for the scheduler roles) the expiring-soon detail type only.
+    expect(local.policies).toHaveLength(2);
+    expect(packaged).toHaveLength(local.policies.length);
+    for (const [id, props] of packaged) {
+      const modelled = local.policies.find((p) => p.id === id);
+      expect(JSON.stringify(props?.Statement.Condition), id).toBe(
+        JSON.stringify(modelled?.statement.Condition).replace(/"role:(\w+)"/g, '{"Fn::GetAtt":["$1","Arn"]}'),
+      );
+    }
   });
 });
 
