@@ -96,6 +96,19 @@ export interface ReconcilerConfig {
   repairDrift: boolean;
   concurrency: number;
   eksMaxAttempts: number;
+  /** The reconcile queue (FIFO): the scheduled run's fan-out and the tasks' continuations. */
+  reconcileQueueUrl: string;
+  /**
+   * EKS calls per second the reconcile tasks may make in one account-region (every attempt counts).
+   * EKS rate limits are per account and region and shared with the workers and anyone else there.
+   */
+  eksCallsPerSecond: number;
+  /** Principals a task reads from the ledger and checkpoints at a time. */
+  pageSize: number;
+  /** A pass that saved no progress for this long is abandoned by the next scheduled run. */
+  staleSeconds: number;
+  /** Time a task keeps back from its invocation's deadline to finish in-flight reads, checkpoint and continue. */
+  taskMarginMs: number;
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -110,6 +123,11 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     repairDrift: boolean(env, 'DRIFT_REPAIR', false),
     concurrency: integer(env, 'RECONCILE_CONCURRENCY', 16, 1, 128),
     eksMaxAttempts: integer(env, 'EKS_MAX_ATTEMPTS', 4, 1, 20),
+    reconcileQueueUrl: required(env, 'RECONCILE_QUEUE_URL'),
+    eksCallsPerSecond: integer(env, 'RECONCILE_EKS_CALLS_PER_SECOND', 20, 1, 10_000),
+    pageSize: integer(env, 'RECONCILE_PAGE_SIZE', 100, 1, 1000),
+    staleSeconds: integer(env, 'RECONCILE_STALE_SECONDS', 900, 60, 86_400),
+    taskMarginMs: integer(env, 'RECONCILE_TASK_MARGIN_MS', 10_000, 0, 120_000),
   };
 }
 
