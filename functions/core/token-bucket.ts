@@ -65,3 +65,15 @@ export class TokenBucket {
     return this.taken;
   }
 }
+
+/**
+ * The reconcile tasks' EKS budget of one account-region: `ratePerSecond` with a burst of a tenth of a
+ * second's worth (at least 1). Calls need not be spaced exactly 1/R apart (a timer per call), and any
+ * one-second window still holds at most 1.1 R calls. Starts empty (see TokenBucketOptions).
+ */
+export function eksCallBudget(
+  ratePerSecond: number,
+  opts: Pick<TokenBucketOptions, 'clock' | 'sleep'> = {},
+): TokenBucket {
+  return new TokenBucket({ ratePerSecond, burst: Math.max(1, Math.floor(ratePerSecond / 10)), ...opts });
+}

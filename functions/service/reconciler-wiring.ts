@@ -14,7 +14,7 @@ import { ReconcileStateAdapter } from '../adapters/reconcile-state.js';
 import type { ReconcilerConfig } from '../config.js';
 import { accountOfQueue, ClusterDirectory, type ClusterTarget, groupKeys } from '../core/cluster-target.js';
 import { parseReconcileTask } from '../core/reconcile-task.js';
-import { TokenBucket } from '../core/token-bucket.js';
+import { eksCallBudget } from '../core/token-bucket.js';
 import type { ServiceLogger, ServiceMetrics } from './grant-service.js';
 import { loadPolicyJson } from './load-policy.js';
 import { type ReconcileTaskDeps, runReconcileTask, type TaskOutcome } from './reconcile-task.js';
@@ -116,10 +116,7 @@ export function createReconcileTaskConsumer(
             maxAttempts: config.eksMaxAttempts,
             retryMode: 'standard',
           }));
-      // A burst of a tenth of a second's budget: calls need not be spaced exactly 1/R apart (a timer per
-      // call), and any one-second window still holds at most 1.1 R calls.
-      const burst = Math.max(1, Math.floor(config.eksCallsPerSecond / 10));
-      client = withCallBudget(raw, new TokenBucket({ ratePerSecond: config.eksCallsPerSecond, burst }));
+      client = withCallBudget(raw, eksCallBudget(config.eksCallsPerSecond));
       budgeted.set(key, client);
     }
     return client;

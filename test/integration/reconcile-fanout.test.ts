@@ -270,25 +270,29 @@ describe('reconcile fan-out on the local stack', () => {
     const report = await r.run();
     expect(report).toMatchObject({ clusters: 4, principalsChecked: 100, errors: 0 });
 
-    const windows = (arrivals: number[]) => {
+    /** The most calls that arrived within any `ms`-long window, and the arrivals' count and span. */
+    const busiest = (arrivals: number[], ms: number) => {
       const at = [...arrivals].sort((a, b) => a - b);
       let max = 0;
       let lo = 0;
       for (let hi = 0; hi < at.length; hi++) {
-        while ((at[hi] as number) - (at[lo] as number) >= 1000) lo++;
+        while ((at[hi] as number) - (at[lo] as number) >= ms) lo++;
         max = Math.max(max, hi - lo + 1);
       }
       return { max, count: at.length, span: ((at.at(-1) ?? 0) - (at[0] ?? 0)) / 1000 };
     };
-    const home = windows(h.eks.calls().map((c) => c.at));
-    const away = windows(remote.calls().map((c) => c.at));
-    for (const w of [home, away]) {
-      expect(w.count).toBe(100); // 50 principals × (Describe + ListAssociated)
-      // Starts are at most burst (R/10, at least 1) + R per second. Arrival at the emulator adds the
-      // client's jitter on a busy machine, so allow half a second of it; the ratio stays well under 2 R.
-      expect(w.max).toBeLessThanOrEqual(1.5 * R + 1);
-      // Over the whole pass: no more than R per second on average.
-      expect((w.count - 1) / w.span).toBeLessThanOrEqual(R * 1.1);
+    for (const emulator of [h.eks, remote]) {
+      const arrivals = emulator.calls().map((c) => c.at);
+      const second = busiest(arrivals, 1000);
+      const five = busiest(arrivals, 5000);
+      expect(second.count).toBe(100); // 50 principals × (Describe + ListAssociated)
+      // The budget lets at most burst (R/10, at least 1) + R × t calls start in t seconds. Arrival at the
+      // emulator adds the client's jitter (an event-loop stall on a busy machine delivers queued calls
+      // together), which weighs less the longer the window: ratios to R, looser for one second.
+      expect(second.max / R).toBeLessThanOrEqual(2);
+      expect(five.max / (5 * R)).toBeLessThanOrEqual(1.25);
+      // Over the whole pass, no more than R per second on average.
+      expect((second.count - 1) / second.span / R).toBeLessThanOrEqual(1.1);
     }
     // The two account-regions were walked side by side, each at its own budget.
     const first = (e: EksEmulator) => Math.min(...e.calls().map((c) => c.at));
