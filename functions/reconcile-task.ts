@@ -6,7 +6,7 @@
 import type { Context, SQSEvent } from 'aws-lambda';
 import { loadReconcilerConfig } from './config.js';
 import { countMetric, instrumented, logger } from './observability.js';
-import { createReconcileTaskConsumer } from './service/reconciler-wiring.js';
+import { createReconcileTaskConsumer } from './service/reconcile-task-wiring.js';
 
 const config = loadReconcilerConfig();
 const consume = createReconcileTaskConsumer(config, logger, undefined, { metrics: countMetric });
