@@ -67,6 +67,8 @@ export interface SimResult extends FleetScale {
   maxCallsInASecond: number;
   simulatedTurns: number;
   wallSeconds: number;
+  /** CPU time the simulation took (user + system): what it costs on a machine shared with others. */
+  cpuSeconds: number;
 }
 
 const T0 = Date.parse('2026-01-05T00:00:00.000Z');
@@ -78,6 +80,7 @@ const indexOf = (arn: string) => Number(arn.slice(arn.lastIndexOf('-') + 1));
 
 export async function simulateFleet(scale: FleetScale, o: SimOptions): Promise<SimResult> {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const clock = new VirtualClock(T0);
   const now = () => new Date(clock.now());
   const accountOf = (a: number) => String(100000000000 + Math.floor(a / REGIONS.length));
@@ -202,29 +205,45 @@ export async function simulateFleet(scale: FleetScale, o: SimOptions): Promise<S
     policies: [POLICY],
     tags: {},
   };
-  const budgets = new Map<string, ReturnType<typeof eksCallBudget>>();
-  const server = new Map<string, { tokens: number; at: number; perSecond: Map<number, number> }>();
+  // Per account-region: the reconciler's budget (as the task wiring builds it) and EKS's own limit.
+  interface ArState {
+    budget: ReturnType<typeof eksCallBudget>;
+    tokens: number;
+    at: number;
+    /** Calls per aligned second since T0. */
+    perSecond: number[];
+  }
+  const arStates = new WeakMap<ClusterTarget, ArState>();
+  const byAr = new Map<string, ArState>();
+  const stateOf = (target: ClusterTarget): ArState => {
+    let s = arStates.get(target);
+    if (!s) {
+      const ar = `${target.account}:${target.region}`;
+      s = byAr.get(ar);
+      if (!s) {
+        s = {
+          budget: eksCallBudget(o.ratePerSecond, { clock: clock.now, sleep: clock.sleep }),
+          tokens: o.ratePerSecond,
+          at: clock.now(),
+          perSecond: [],
+        };
+        byAr.set(ar, s);
+      }
+      arStates.set(target, s);
+    }
+    return s;
+  };
   let eksCalls = 0;
   let throttled = 0;
-  const call = async (ar: string) => {
-    let budget = budgets.get(ar);
-    if (!budget) {
-      budget = eksCallBudget(o.ratePerSecond, { clock: clock.now, sleep: clock.sleep });
-      budgets.set(ar, budget);
-    }
-    await budget.take();
-    let s = server.get(ar);
-    if (!s) {
-      s = { tokens: o.ratePerSecond, at: clock.now(), perSecond: new Map() };
-      server.set(ar, s);
-    }
+  const call = async (s: ArState) => {
+    await s.budget.take();
     const t = clock.now();
     s.tokens = Math.min(o.ratePerSecond, s.tokens + ((t - s.at) / 1000) * o.ratePerSecond);
     s.at = t;
-    const second = Math.floor(t / 1000);
-    s.perSecond.set(second, (s.perSecond.get(second) ?? 0) + 1);
+    const second = Math.floor((t - T0) / 1000);
+    s.perSecond[second] = (s.perSecond[second] ?? 0) + 1;
     eksCalls += 1;
-    await clock.sleep(o.eksLatencyMs);
+    if (o.eksLatencyMs > 0) await clock.sleep(o.eksLatencyMs);
     if (s.tokens < 1) {
       throttled += 1;
       throw new Error('ThrottlingException: Rate exceeded');
@@ -233,9 +252,9 @@ export async function simulateFleet(scale: FleetScale, o: SimOptions): Promise<S
   };
   const eks = {
     async readCurrent(target: ClusterTarget, _principalArn: string) {
-      const ar = `${target.account}:${target.region}`;
-      await call(ar); // DescribeAccessEntry
-      await call(ar); // ListAssociatedAccessPolicies
+      const s = stateOf(target);
+      await call(s); // DescribeAccessEntry
+      await call(s); // ListAssociatedAccessPolicies
       return answer;
     },
   };
@@ -297,7 +316,9 @@ export async function simulateFleet(scale: FleetScale, o: SimOptions): Promise<S
   await clock.run(() => lastRun !== undefined, o.quantumMs);
 
   const run = lastRun as ReturnType<typeof passRun>;
-  const maxCallsInASecond = Math.max(...[...server.values()].flatMap((s) => [...s.perSecond.values()]));
+  let maxCallsInASecond = 0;
+  for (const s of byAr.values())
+    for (const n of s.perSecond) if (n !== undefined && n > maxCallsInASecond) maxCallsInASecond = n;
   const floorSeconds = (2 * Math.max(...entriesByAr.values())) / o.ratePerSecond;
   return {
     ...scale,
@@ -312,5 +333,9 @@ export async function simulateFleet(scale: FleetScale, o: SimOptions): Promise<S
     maxCallsInASecond,
     simulatedTurns: clock.turns,
     wallSeconds: (performance.now() - started) / 1000,
+    cpuSeconds: (() => {
+      const used = process.cpuUsage(cpu);
+      return (used.user + used.system) / 1e6;
+    })(),
   };
 }

@@ -85,7 +85,7 @@ export async function fleet(opts: { log: (s: string) => void }): Promise<FleetRe
     eksLatencyMs: 30,
     awsLatencyMs: 5,
     deliveryMs: 200,
-    quantumMs: 100,
+    quantumMs: 10,
   };
   const simulated: SimResult[] = [];
   for (const scale of SIMULATED) {

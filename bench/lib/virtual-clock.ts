@@ -53,16 +53,19 @@ export class VirtualClock {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
+  // A binary heap, sifting with a hole (no swaps): millions of timers go through it.
   private push(timer: Timer): void {
     const h = this.heap;
+    let i = h.length;
     h.push(timer);
-    let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.less(h[i] as Timer, h[parent] as Timer)) break;
-      [h[i], h[parent]] = [h[parent] as Timer, h[i] as Timer];
+      const p = h[parent] as Timer;
+      if (!this.less(timer, p)) break;
+      h[i] = p;
       i = parent;
     }
+    h[i] = timer;
   }
 
   private pop(): Timer | undefined {
@@ -70,19 +73,19 @@ export class VirtualClock {
     if (h.length === 0) return undefined;
     const top = h[0] as Timer;
     const last = h.pop() as Timer;
-    if (h.length > 0) {
-      h[0] = last;
+    const n = h.length;
+    if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l] as Timer, h[m] as Timer)) m = l;
-        if (r < h.length && this.less(h[r] as Timer, h[m] as Timer)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m] as Timer, h[i] as Timer];
-        i = m;
+        const c = r < n && this.less(h[r] as Timer, h[l] as Timer) ? r : l;
+        if (!this.less(h[c] as Timer, last)) break;
+        h[i] = h[c] as Timer;
+        i = c;
       }
+      h[i] = last;
     }
     return top;
   }

@@ -707,7 +707,12 @@ describe('sender binding: queue policies and TRUSTED_SENDERS', () => {
       }
     }
     for (const dlq of ['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue', 'ReconcileDeadLetterQueue']) {
-      for (const action of ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage']) {
+      // Dead reconcile tasks are read and discarded, never redriven (a fresh pass replaces them).
+      const actions =
+        dlq === 'ReconcileDeadLetterQueue'
+          ? ['sqs:ReceiveMessage', 'sqs:DeleteMessage']
+          : ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage'];
+      for (const action of actions) {
         const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, dlq));
         expect(may, `${action} on ${dlq}`).toEqual(['OperatorRole']);
       }
