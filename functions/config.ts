@@ -5,6 +5,7 @@
  */
 import { accountOfQueue, type Deployment } from './core/cluster-target.js';
 import { ConfigError } from './core/errors.js';
+import { parseDeadLetterSenders, parseTrustedSenders, type SenderBinding } from './core/senders.js';
 
 export interface WorkerConfig {
   region: string;
@@ -25,6 +26,11 @@ export interface WorkerConfig {
   iamPropagationWindowSeconds?: number;
   /** Where expiry schedules are created and what they send to. */
   scheduler: { groupName: string; roleArn: string; queueArn: string };
+  /**
+   * Who may send which source (TRUSTED_SENDERS) and whose DLQ writes are ours (DEAD_LETTER_SENDERS).
+   * Both required: a worker without them would have to trust every sender or none (fail closed).
+   */
+  senders: SenderBinding;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -62,6 +68,10 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       groupName: required(env, 'SCHEDULER_GROUP'),
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
+    },
+    senders: {
+      trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
+      deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
     },
   };
 }

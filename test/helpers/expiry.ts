@@ -161,7 +161,8 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
     new EKSClient({ region: REGION, endpoint: h.eks.endpoint, credentials: CREDENTIALS, maxAttempts: 4 });
   const clients = {
     eks,
-    sqs: opts.sqs ?? h.aws.sqs,
+    // The reconciler's own identity (C3): the worker trusts `reconcile` and `expiry` requests only from it.
+    sqs: opts.sqs ?? h.aws.sqsAs('reconciler'),
     dynamodb: h.aws.dynamodb,
     eventbridge: h.aws.eventbridge,
     // Never the SDK's default endpoints: a cluster of another account-region that a test did not
@@ -184,7 +185,7 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
   });
   const margin = config.taskMarginMs;
   const runner = createSqsRunner({
-    sqs: h.aws.sqs,
+    sqs: h.aws.sqsAs('reconciler'),
     queueUrl: queue.queueUrl,
     queueArn: queue.queueArn,
     handler: (event, context) =>

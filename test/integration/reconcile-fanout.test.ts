@@ -24,6 +24,7 @@ import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import type { TaskOutcome } from '../../functions/service/reconcile-task.js';
 import { mapBounded } from '../../functions/service/reconciler.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
+import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
 import { eksWrites, ledgerOf, type ReconcilerOptions, reconcilerFor } from '../helpers/expiry.js';
 import { ns, VIEW } from '../helpers/fixtures.js';
@@ -231,7 +232,11 @@ describe('reconcile fan-out on the local stack', () => {
     await seed(counts);
     // The first continuation send fails: the invocation fails, SQS redelivers its task after the
     // visibility timeout, and the redelivery must start where the cursor says, not where the message does.
-    const sqs = new SQSClient({ region: REGION, endpoint: h.aws.endpoints.sqs, credentials: CREDENTIALS });
+    const sqs = new SQSClient({
+      region: REGION,
+      endpoint: h.aws.endpoints.sqs,
+      credentials: credentialsOf('reconciler'),
+    });
     let failed = 0;
     sqs.middlewareStack.add(
       (next) => async (args) => {
