@@ -37,7 +37,9 @@ describe('reconciler against the emulators over HTTP', () => {
   let h: Harness;
   let eks: EKSClient;
   beforeEach(async () => {
-    h = await startHarness();
+    // Nothing here is meant to be retried: a visibility timeout a busy machine cannot outlast would only
+    // redeliver messages mid-batch and add `unchanged` records.
+    h = await startHarness({ visibilityTimeoutSeconds: 30 });
     eks = new EKSClient({ region: REGION, endpoint: h.eks.endpoint, credentials: CREDENTIALS });
   });
   afterEach(async () => {
@@ -51,6 +53,9 @@ describe('reconciler against the emulators over HTTP', () => {
   test('a lost schedule is caught: the reconciler enqueues the expiry and the worker expires the grant', async () => {
     const LOST = 'arn:aws:iam::111122223333:role/lost-schedule';
     const LATER = 'arn:aws:iam::111122223333:role/not-yet-due';
+    // The outage starts now: schedules are created but never fire (on a busy machine the 2 s one could
+    // otherwise fire before the drain returns).
+    h.aws.schedulerEmulator.pause();
     await h.send(devGrant('req-lost', LOST, { duration: 'PT2S' }));
     await h.send(devGrant('req-later', LATER, { duration: 'PT1H' }));
     await h.drain();
