@@ -164,7 +164,8 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
     // The reconciler's own identity (C3): the worker trusts `reconcile` and `expiry` requests only from it.
     sqs: opts.sqs ?? h.aws.sqsAs('reconciler'),
     dynamodb: h.aws.dynamodb,
-    eventbridge: h.aws.eventbridge,
+    // The reconciler publishes `drift` records as itself (the local bus tells publishers apart).
+    eventbridge: h.aws.eventbridgeAs('reconciler'),
     // Never the SDK's default endpoints: a cluster of another account-region that a test did not
     // wire reaches the harness's emulator (where it does not exist) rather than AWS.
     eksFor:

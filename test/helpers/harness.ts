@@ -31,7 +31,7 @@ import {
 } from '../../infra/local/identities.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
-import { startLocalAws } from '../../infra/local/stack.js';
+import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
@@ -73,6 +73,8 @@ export interface HarnessOptions {
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
   iamPropagationWindowSeconds?: number;
+  /** EventBridge function targets (and, to override the local identities, who each key is). */
+  localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
   /**
    * Whose sender binding the harness' one worker has (default 'both': its one queue carries every source, so it
    * trusts each source's senders from both workers' template routing, and dead-letters as the grant worker).
@@ -130,6 +132,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
+    ...opts.localAws,
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 40,
     maxReceiveCount,
@@ -177,7 +180,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       // The worker's own identity: its dead letters carry its SenderId, which DEAD_LETTER_SENDERS names.
       sqs: aws.sqsAs(workerActor),
       dynamodb: aws.dynamodb,
-      eventbridge: aws.eventbridge,
+      // The audit bus takes eks-access-grants records only from the roles its policy names.
+      eventbridge: aws.eventbridgeAs(workerActor),
       scheduler: aws.scheduler,
     },
     logger,
@@ -265,7 +269,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
     },
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+      // The audit log: what the audit bus's archive rule took, as local mode and the CLI read it.
+      return aws.auditEvents().map((e) => e.detail as AuditRecord);
     },
     auditsFor(requestId: string): AuditRecord[] {
       return this.audits().filter((a) => a.requestId === requestId);
