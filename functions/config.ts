@@ -25,6 +25,13 @@ export interface WorkerConfig {
   iamPropagationWindowSeconds?: number;
   /** Where expiry schedules are created and what they send to. */
   scheduler: { groupName: string; roleArn: string; queueArn: string };
+  /**
+   * The name of this worker's target role in every other account the policy names
+   * (infra/target-account.yml); required only when the policy has clusters in other accounts.
+   */
+  targetRoleName?: string;
+  /** The AssumeRole session name, seen in the target accounts' CloudTrail (the function's name). */
+  sessionName?: string;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -63,7 +70,14 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
     },
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
   };
+}
+
+function optionalText<K extends string>(env: Env, name: string, key: K): Partial<Record<K, string>> {
+  const v = env[name]?.trim();
+  return v ? ({ [key]: v } as Record<K, string>) : {};
 }
 
 export function required(env: Env, name: string): string {

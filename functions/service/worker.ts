@@ -9,14 +9,17 @@ import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { AuditBusAdapter } from '../adapters/audit-bus.js';
 import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
+import { type EksClientFactory, TargetClients } from '../adapters/target-clients.js';
 import { deploymentOf, type WorkerConfig } from '../config.js';
 import { ClusterDirectory } from '../core/cluster-target.js';
+import { ConfigError } from '../core/errors.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import {
   type ExpiryScheduler,
@@ -31,6 +34,10 @@ export interface WorkerClients {
   dynamodb: DynamoDBClient;
   eventbridge: EventBridgeClient;
   scheduler: SchedulerClient;
+  /** For the target roles of other accounts; needed only when the policy names some. */
+  sts?: STSClient;
+  /** EKS clients of other account-regions; default: the SDK's (endpoint from AWS_ENDPOINT_URL_EKS). */
+  eksFor?: EksClientFactory;
 }
 
 export interface WorkerOptions {
@@ -57,7 +64,39 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
     dynamodb: new DynamoDBClient({ region: config.region }),
     eventbridge: new EventBridgeClient({ region: config.region }),
     scheduler: new SchedulerClient({ region: config.region }),
+    sts: new STSClient({ region: config.region }),
   };
+}
+
+/**
+ * The EKS clients of the policy's other account-regions (adapters/target-clients.ts); undefined when
+ * every cluster is in the deployment's own account and region.
+ */
+export function targetClients(
+  config: Pick<WorkerConfig, 'eksMaxAttempts' | 'targetRoleName' | 'sessionName'>,
+  clusters: ClusterDirectory,
+  homeClient: EKSClient,
+  sts: STSClient | undefined,
+  newClient?: EksClientFactory,
+): TargetClients | undefined {
+  if (clusters.targets().every((t) => clusters.isHome(t))) return undefined;
+  const accounts = clusters.remoteAccounts();
+  if (accounts.length > 0 && (!config.targetRoleName || !sts)) {
+    throw new ConfigError(
+      `the guardrail policy has clusters in accounts ${accounts.join(', ')}: set TARGET_ROLE_NAME to the target role deployed there (infra/target-account.yml)`,
+    );
+  }
+  return new TargetClients({
+    home: clusters.home,
+    accounts,
+    roleName: config.targetRoleName ?? '',
+    // RoleSessionName: 2-64 of [\w+=,.@-] (STS API reference); a function name fits.
+    sessionName: (config.sessionName ?? 'eks-access-grants').replace(/[^\w+=,.@-]/g, '-').slice(0, 64),
+    sts: sts ?? new STSClient({}),
+    homeClient,
+    ...(newClient && { newClient }),
+    eks: { maxAttempts: config.eksMaxAttempts },
+  });
 }
 
 export function createWorker(options: WorkerOptions) {
@@ -65,7 +104,11 @@ export function createWorker(options: WorkerOptions) {
   const queue = new QueueAdapter(clients.sqs);
   const clusters = new ClusterDirectory(options.policy, deploymentOf(config));
   const service = new GrantService({
-    eks: new EksAdapter(clients.eks, options.onEksCall),
+    eks: new EksAdapter(
+      clients.eks,
+      options.onEksCall,
+      targetClients(config, clusters, clients.eks, clients.sts, clients.eksFor),
+    ),
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
     deadLetters: {

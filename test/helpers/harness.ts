@@ -5,6 +5,7 @@
  */
 import { EKSClient } from '@aws-sdk/client-eks';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
@@ -19,11 +20,16 @@ import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulat
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { startLocalAws } from '../../infra/local/stack.js';
+import { startSts } from '../../infra/local/sts.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
 export const REGION = 'us-east-1';
 export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+/** The sample policy's cluster in another account and region (infra/policy.example.yaml). */
+export const STAGING = { account: '444455556666', region: 'eu-west-1' };
+export const TARGET_ROLE_NAME = 'eks-access-grants-test-target';
+export const TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${TARGET_ROLE_NAME}`;
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -54,14 +60,21 @@ export interface HarnessOptions {
   eksAccountId?: string;
   /** IAM_PROPAGATION_WINDOW_SECONDS for the worker (default: the config default). */
   iamPropagationWindowSeconds?: number;
+  /** Whether the target role exists in the staging account (default true). */
+  targetRole?: boolean;
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
 export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;
+  // The local STS issues the target role's sessions; the EKS emulator keeps staging's account-region
+  // apart by them (a plain key acts in the default account-region, as every other test expects).
+  const sts = await startSts();
+  if (opts.targetRole !== false) sts.createRole(TARGET_ROLE_ARN);
   const eks: EksEmulator = await startEksEmulator({
-    clusters: [{ name: 'dev' }, { name: 'prod' }],
+    clusters: [{ name: 'dev' }, { name: 'prod' }, { name: 'staging', ...STAGING }],
+    sts,
     ...(opts.eksAccountId !== undefined && { accountId: opts.eksAccountId }),
   });
   const aws = await startLocalAws({
@@ -100,6 +113,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       roleArn: 'arn:aws:iam::123456789012:role/scheduler',
       queueArn: aws.queueArn,
     },
+    targetRoleName: TARGET_ROLE_NAME,
+    sessionName: 'grant-worker',
   };
   const logger = captureLogger();
   const eksCalls: string[] = [];
@@ -112,6 +127,14 @@ export async function startHarness(opts: HarnessOptions = {}) {
       dynamodb: aws.dynamodb,
       eventbridge: aws.eventbridge,
       scheduler: aws.scheduler,
+      sts: new STSClient({ region: REGION, endpoint: sts.endpoint, credentials: CREDENTIALS }),
+      eksFor: (region, credentials) =>
+        new EKSClient({
+          region,
+          endpoint: eks.endpoint,
+          credentials: credentials ?? CREDENTIALS,
+          maxAttempts: opts.eksMaxAttempts ?? 4,
+        }),
     },
     logger,
     ...(opts.scheduler && { scheduler: opts.scheduler }),
@@ -129,6 +152,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
 
   return {
     eks,
+    sts,
     aws,
     config,
     logger,
@@ -213,6 +237,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
       const audits = this.audits();
       await aws.close();
       await eks.close();
+      await sts.close();
       expectValidAuditRecords(audits);
     },
   };
