@@ -110,6 +110,9 @@ export interface ReconcilerConfig {
   repairDrift: boolean;
   concurrency: number;
   eksMaxAttempts: number;
+  /** Its read-only target role in other accounts the policy names (infra/target-account.yml). */
+  targetRoleName?: string;
+  sessionName?: string;
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -124,6 +127,8 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     repairDrift: boolean(env, 'DRIFT_REPAIR', false),
     concurrency: integer(env, 'RECONCILE_CONCURRENCY', 16, 1, 128),
     eksMaxAttempts: integer(env, 'EKS_MAX_ATTEMPTS', 4, 1, 20),
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
   };
 }
 

@@ -10,9 +10,14 @@
  * before any STS call, so no input can send the worker into an account nobody configured.
  */
 import { EKSClient } from '@aws-sdk/client-eks';
-import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from '@aws-sdk/client-sts';
-import { type ClusterTarget, type Deployment, partitionOf } from '../core/cluster-target.js';
-import { PermanentError, TransientError } from '../core/errors.js';
+import { AssumeRoleCommand, type AssumeRoleCommandOutput, STSClient } from '@aws-sdk/client-sts';
+import {
+  type ClusterDirectory,
+  type ClusterTarget,
+  type Deployment,
+  partitionOf,
+} from '../core/cluster-target.js';
+import { ConfigError, PermanentError, TransientError } from '../core/errors.js';
 
 /** What the EKS adapter needs: a client per target, and a way to drop credentials EKS refused. */
 export interface EksTargetClients {
@@ -187,4 +192,35 @@ export function translateStsError(roleArn: string, err: unknown): Error {
     return new PermanentError('TARGET_ROLE_UNAVAILABLE', message, { cause: err });
   }
   return new TransientError('STS_UNAVAILABLE', message, { cause: err });
+}
+
+/**
+ * The EKS clients of the policy's other account-regions (adapters/target-clients.ts); undefined when
+ * every cluster is in the deployment's own account and region.
+ */
+export function targetClientsFor(
+  config: { eksMaxAttempts: number; targetRoleName?: string; sessionName?: string },
+  clusters: ClusterDirectory,
+  homeClient: EKSClient,
+  sts: STSClient | undefined,
+  newClient?: EksClientFactory,
+): TargetClients | undefined {
+  if (clusters.targets().every((t) => clusters.isHome(t))) return undefined;
+  const accounts = clusters.remoteAccounts();
+  if (accounts.length > 0 && (!config.targetRoleName || !sts)) {
+    throw new ConfigError(
+      `the guardrail policy has clusters in accounts ${accounts.join(', ')}: set TARGET_ROLE_NAME to the target role deployed there (infra/target-account.yml)`,
+    );
+  }
+  return new TargetClients({
+    home: clusters.home,
+    accounts,
+    roleName: config.targetRoleName ?? '',
+    // RoleSessionName: 2-64 of [\w+=,.@-] (STS API reference); a function name fits.
+    sessionName: (config.sessionName ?? 'eks-access-grants').replace(/[^\w+=,.@-]/g, '-').slice(0, 64),
+    sts: sts ?? new STSClient({}),
+    homeClient,
+    ...(newClient && { newClient }),
+    eks: { maxAttempts: config.eksMaxAttempts },
+  });
 }

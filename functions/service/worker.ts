@@ -16,10 +16,9 @@ import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
-import { type EksClientFactory, TargetClients } from '../adapters/target-clients.js';
+import { type EksClientFactory, targetClientsFor } from '../adapters/target-clients.js';
 import { deploymentOf, type WorkerConfig } from '../config.js';
 import { ClusterDirectory } from '../core/cluster-target.js';
-import { ConfigError } from '../core/errors.js';
 import type { GuardrailPolicy } from '../core/policy.js';
 import {
   type ExpiryScheduler,
@@ -68,37 +67,6 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
   };
 }
 
-/**
- * The EKS clients of the policy's other account-regions (adapters/target-clients.ts); undefined when
- * every cluster is in the deployment's own account and region.
- */
-export function targetClients(
-  config: Pick<WorkerConfig, 'eksMaxAttempts' | 'targetRoleName' | 'sessionName'>,
-  clusters: ClusterDirectory,
-  homeClient: EKSClient,
-  sts: STSClient | undefined,
-  newClient?: EksClientFactory,
-): TargetClients | undefined {
-  if (clusters.targets().every((t) => clusters.isHome(t))) return undefined;
-  const accounts = clusters.remoteAccounts();
-  if (accounts.length > 0 && (!config.targetRoleName || !sts)) {
-    throw new ConfigError(
-      `the guardrail policy has clusters in accounts ${accounts.join(', ')}: set TARGET_ROLE_NAME to the target role deployed there (infra/target-account.yml)`,
-    );
-  }
-  return new TargetClients({
-    home: clusters.home,
-    accounts,
-    roleName: config.targetRoleName ?? '',
-    // RoleSessionName: 2-64 of [\w+=,.@-] (STS API reference); a function name fits.
-    sessionName: (config.sessionName ?? 'eks-access-grants').replace(/[^\w+=,.@-]/g, '-').slice(0, 64),
-    sts: sts ?? new STSClient({}),
-    homeClient,
-    ...(newClient && { newClient }),
-    eks: { maxAttempts: config.eksMaxAttempts },
-  });
-}
-
 export function createWorker(options: WorkerOptions) {
   const { config, clients, logger } = options;
   const queue = new QueueAdapter(clients.sqs);
@@ -107,7 +75,7 @@ export function createWorker(options: WorkerOptions) {
     eks: new EksAdapter(
       clients.eks,
       options.onEksCall,
-      targetClients(config, clusters, clients.eks, clients.sts, clients.eksFor),
+      targetClientsFor(config, clusters, clients.eks, clients.sts, clients.eksFor),
     ),
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),

@@ -18,6 +18,8 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
+import { accountOfQueue, ClusterDirectory } from '../../functions/core/cluster-target.js';
+import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import { signRequest } from '../../functions/core/signature.js';
 import { policyFileToJson } from '../policy-file.js';
 import { startEksEmulator } from './eks-emulator.js';
@@ -27,6 +29,7 @@ import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
 import { renderEntries, renderOutcomes, table } from './report.js';
 import { startSsm } from './ssm.js';
 import { startLocalAws } from './stack.js';
+import { startSts } from './sts.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STATE_DIR = join(ROOT, '.local');
@@ -53,6 +56,8 @@ const SECRETS = {
   },
 };
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
+/** The local stage's target role, in every other account the policy names (infra/target-account.yml). */
+const TARGET_ROLE_NAME = 'eks-access-grants-local-target';
 
 /** Access that existed before this system: expiry must restore exactly this. */
 const PRE_EXISTING = [
@@ -82,8 +87,6 @@ async function main(): Promise<void> {
     await policyFileToJson(process.env.POLICY_FILE ?? join(ROOT, 'infra/policy.example.yaml')),
   );
 
-  const eks = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
-  for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
   const aws = await startLocalAws({
     auditLogFile: auditLog,
     queueName: 'requests',
@@ -92,6 +95,26 @@ async function main(): Promise<void> {
     tableName: 'grants',
     tableDefinition: ledgerTableDefinition('grants'),
   });
+  // Fleet: every cluster of the policy where the policy puts it. Clusters in other accounts get an
+  // emulated account-region there and the stage's target role in the local STS; the worker reaches
+  // them only with that role's session credentials, as in AWS.
+  const directory = new ClusterDirectory(validateRulesPolicy(JSON.parse(readFileSync(policyPath, 'utf8'))), {
+    account: accountOfQueue(aws.queueArn) ?? '123456789012',
+    region: aws.env.AWS_REGION ?? 'us-east-1',
+  });
+  const clusters = directory.targets();
+  const home = (c: (typeof clusters)[number]) => directory.isHome(c);
+  const sts = await startSts();
+  for (const account of directory.remoteAccounts()) {
+    sts.createRole(`arn:aws:iam::${account}:role/${TARGET_ROLE_NAME}`);
+  }
+  const eks = await startEksEmulator({
+    clusters: clusters.map((c) =>
+      home(c) ? { name: c.name } : { name: c.name, account: c.account, region: c.region },
+    ),
+    sts,
+  });
+  for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
 
   const ssm = await startSsm({
     parameters: Object.fromEntries(
@@ -100,6 +123,8 @@ async function main(): Promise<void> {
   });
   Object.assign(process.env, aws.env, {
     AWS_ENDPOINT_URL_EKS: eks.endpoint,
+    AWS_ENDPOINT_URL_STS: sts.endpoint,
+    TARGET_ROLE_NAME,
     AWS_ENDPOINT_URL_SSM: ssm.endpoint,
     BREAK_GLASS_QUEUE_URL: aws.queueUrl,
     TICKET_SECRET_PARAM: SECRETS.ticket.name,
@@ -145,6 +170,8 @@ async function main(): Promise<void> {
       signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
       ledgerTable: 'grants',
       policyPath,
+      stsEndpoint: sts.endpoint,
+      clusters: clusters.map(({ alias, name, account, region }) => ({ alias, name, account, region })),
     };
     // The same JSON for the operator CLI (`eks-access-grants --local`) to find the stack.
     writeFileSync(join(STATE_DIR, 'serve.json'), `${JSON.stringify(serveInfo, null, 2)}\n`);
@@ -169,6 +196,7 @@ async function main(): Promise<void> {
     await ssm.close();
     await aws.close();
     await eks.close();
+    await sts.close();
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown(0));
@@ -254,9 +282,10 @@ async function main(): Promise<void> {
   const audits = aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
   console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
   console.log(renderOutcomes(audits));
-  for (const cluster of ['dev', 'prod']) {
-    console.log(`\nAccess entries on cluster ${cluster}`);
-    console.log(renderEntries(eks.snapshot(cluster)));
+  for (const c of clusters) {
+    const where = home(c) ? '' : ` (account ${c.account}, ${c.region})`;
+    console.log(`\nAccess entries on cluster ${c.alias}${where}`);
+    console.log(renderEntries(eks.snapshot(c.name, home(c) ? undefined : c)));
   }
   const pending = aws.schedulerEmulator.schedules();
   if (pending.length > 0) {

@@ -6,12 +6,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EKSClient } from '@aws-sdk/client-eks';
+import { STSClient } from '@aws-sdk/client-sts';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
 import type { ReconcilerConfig } from '../../functions/config.js';
 import type { ReconcileReport } from '../../functions/service/reconciler.js';
 import { createReconciler } from '../../functions/service/reconciler-wiring.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
-import { CREDENTIALS, captureLogger, type Harness, REGION } from './harness.js';
+import { CREDENTIALS, captureLogger, type Harness, REGION, TARGET_ROLE_NAME } from './harness.js';
 
 export const EKS_WRITES = new Set([
   'CreateAccessEntry',
@@ -85,6 +86,8 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
     repairDrift: opts.repairDrift ?? false,
     concurrency: opts.concurrency ?? 16,
     eksMaxAttempts: 4,
+    // The harness's local STS has the one target role: the reconciler reads staging through it too.
+    targetRoleName: TARGET_ROLE_NAME,
   };
   const logger = captureLogger();
   const eks =
@@ -93,7 +96,20 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
   const run = createReconciler(
     config,
     logger,
-    { eks, sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
+    {
+      eks,
+      sqs: h.aws.sqs,
+      dynamodb: h.aws.dynamodb,
+      eventbridge: h.aws.eventbridge,
+      sts: new STSClient({ region: REGION, endpoint: h.sts.endpoint, credentials: CREDENTIALS }),
+      eksFor: (region, credentials) =>
+        new EKSClient({
+          region,
+          endpoint: h.eks.endpoint,
+          credentials: credentials ?? CREDENTIALS,
+          maxAttempts: 4,
+        }),
+    },
     opts.now,
   );
   return { run: (): Promise<ReconcileReport> => run(), logger };
