@@ -5,6 +5,7 @@
  * handler only passes the event to the intake (functions/service/ticket-intake.ts).
  */
 import { countMetric, instrumented, logger } from './observability.js';
+import { loadJiraPayload } from './service/jira-payload.js';
 import { loadPolicyJson } from './service/load-policy.js';
 import {
   createTicketIntake,
@@ -27,6 +28,7 @@ const intake = createTicketIntake({
   config,
   region: config.region,
   policy: loadPolicyJson(config.policyPath),
+  jira: loadJiraPayload(process.env),
   clients,
   logger,
   metrics: countMetric,

@@ -5,6 +5,7 @@
  * small, well-kept library fit the byte and init budget better than our field-spec layer?".
  */
 import * as v from 'valibot';
+import { IDENTITY_EXPECTED, IDENTITY_PATTERN } from '../../functions/core/identity.js';
 
 const PARTITION = '(?:aws|aws-cn|aws-us-gov)';
 const IAM = '[A-Za-z0-9_+=,.@-]';
@@ -34,11 +35,12 @@ const ref = str(
   '1–128 of A-Z a-z 0-9 . _ : / # -',
   v.regex(/^[A-Za-z0-9._:/#-]{1,128}$/u, msg('INVALID_FIELD', 'a reference')),
 );
+// requestedBy / approvedBy: one canonical identity per person, the same pattern request.ts uses.
 const person = str(
-  'INVALID_FIELD',
-  '1–256 printable characters',
-  v.maxLength(256, msg('INVALID_FIELD', '1–256 printable characters')),
-  v.regex(re(`^[^\\u0000-\\u001F${INVISIBLE}]+$`), msg('INVALID_FIELD', '1–256 printable characters')),
+  'INVALID_IDENTITY',
+  IDENTITY_EXPECTED,
+  v.maxLength(1100, msg('INVALID_IDENTITY', IDENTITY_EXPECTED)),
+  v.regex(re(IDENTITY_PATTERN), msg('INVALID_IDENTITY', IDENTITY_EXPECTED)),
 );
 
 const principalArn = str(
@@ -154,6 +156,10 @@ export const AccessRequestSchema = v.pipe(
               ),
             msg('RESERVED_USERNAME', 'no reserved prefix'),
           ),
+          v.check(
+            (s) => !/^[^:]*\{\{SessionName/u.test(s),
+            msg('USERNAME_TEMPLATE_NEEDS_COLON', 'a colon before {{SessionName}}'),
+          ),
           v.maxLength(128, msg('INVALID_USERNAME', 'at most 128')),
           v.regex(
             /^(?:[A-Za-z0-9._@:=+,/-]|\{\{SessionName(?:Raw)?\}\})+$/u,
@@ -242,12 +248,18 @@ export const AccessRequestSchema = v.pipe(
     (o) => o.action !== 'grant' || o.accessPolicies !== undefined || (o.kubernetesGroups?.length ?? 0) > 0,
     msg('NOTHING_TO_GRANT', 'something to grant'),
   ),
+  // A break-glass grant names its incident, says why, and ends: one code each, as request.ts.
   v.check(
-    (o) =>
-      o.source !== 'break-glass' ||
-      o.action !== 'grant' ||
-      (o.incidentId !== undefined && o.reason !== undefined && (o.duration ?? o.expiresAt) !== undefined),
-    msg('INCIDENT_ID_REQUIRED', 'incidentId, reason and an end'),
+    (o) => o.source !== 'break-glass' || o.action !== 'grant' || o.incidentId !== undefined,
+    msg('INCIDENT_ID_REQUIRED', 'a break-glass grant with an incidentId'),
+  ),
+  v.check(
+    (o) => o.source !== 'break-glass' || o.action !== 'grant' || o.reason !== undefined,
+    msg('REASON_REQUIRED', 'a break-glass grant with a reason'),
+  ),
+  v.check(
+    (o) => o.source !== 'break-glass' || o.action !== 'grant' || (o.duration ?? o.expiresAt) !== undefined,
+    msg('DURATION_REQUIRED', 'a break-glass grant with a duration or expiresAt'),
   ),
 );
 

@@ -20,7 +20,7 @@ import {
   type UpdateAccessEntryCommandInput,
 } from '@aws-sdk/client-eks';
 import type { ClusterTarget } from '../core/cluster-target.js';
-import { MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
+import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE } from '../core/eks-limits.js';
 import { AppError, PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
 import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
@@ -267,7 +267,7 @@ function refuseOversizedScope(
   const count = scope?.type === 'namespace' ? new Set(scope.namespaces ?? []).size : 0;
   if (count > MAX_NAMESPACES_PER_SCOPE) {
     throw new PermanentError(
-      'SCOPE_TOO_MANY_NAMESPACES',
+      'SCOPE_TOO_MANY_NAMESPACES' satisfies EksLimitReasonCode,
       `AssociateAccessPolicy: not sent: the scope of ${policyArn} names ${count} namespaces, more than the ${MAX_NAMESPACES_PER_SCOPE} allowed per scope`,
     );
   }
@@ -310,7 +310,7 @@ export function translateEksError(operation: string, err: unknown): Error {
       // Right after CreateRole, EKS calls the role an invalid principal until IAM has propagated:
       // worth another try. How long that is allowed to last is the worker's call (grant-service).
       if (operation === 'CreateAccessEntry' && (e.message ?? '').includes(IAM_PROPAGATION_MESSAGE)) {
-        return new TransientError('IAM_PROPAGATION', message, { cause: err });
+        return new TransientError('IAM_PROPAGATION' satisfies EksLimitReasonCode, message, { cause: err });
       }
       return new PermanentError('EKS_INVALID_PARAMETER', message, { cause: err });
     case 'InvalidRequestException':

@@ -14,6 +14,20 @@ import type { LedgerChange } from './ledger-change.js';
 
 export const MAX_NAMESPACES_PER_SCOPE = 50;
 
+/**
+ * Codes an outcome carries when EKS's own rules decided it, not the request or the policy (stable API,
+ * carried into the audit record; the README's troubleshooting table explains each):
+ * - SCOPE_TOO_MANY_NAMESPACES: rejected, the merged scope would exceed MAX_NAMESPACES_PER_SCOPE;
+ * - IAM_PROPAGATION: failed, EKS still called a just-created principal invalid when the retries ran out;
+ * - PRINCIPAL_NOT_IN_IAM: failed, EKS called it invalid for longer than IAM takes to propagate.
+ */
+export const EKS_LIMIT_REASON_CODES = [
+  'SCOPE_TOO_MANY_NAMESPACES',
+  'IAM_PROPAGATION',
+  'PRINCIPAL_NOT_IN_IAM',
+] as const;
+export type EksLimitReasonCode = (typeof EKS_LIMIT_REASON_CODES)[number];
+
 export interface ScopeOverflow {
   policyArn: string;
   namespaces: number;

@@ -18,7 +18,7 @@ import {
 } from '../core/audit.js';
 import { type ClusterDirectory, type ClusterTarget, clusterArn } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
-import { MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
+import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
 import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
 import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
@@ -332,7 +332,7 @@ export class GrantService {
     const waited = now.getTime() - Date.parse(grant.createdAt);
     if (waited < windowMs) return err;
     return new PermanentError(
-      'PRINCIPAL_NOT_IN_IAM',
+      'PRINCIPAL_NOT_IN_IAM' satisfies EksLimitReasonCode,
       `EKS still calls ${request.principalArn} an invalid principal ${Math.round(waited / 1000)} s after ` +
         `grant ${grant.grantId} was first recorded (IAM propagation window: ${Math.round(windowMs / 1000)} s, ` +
         'IAM_PROPAGATION_WINDOW_SECONDS): the role or user does not exist or was deleted. ' +
@@ -587,7 +587,7 @@ function refuseScopeOverflow(
   const overflow = scopeOverflow(record, change, now);
   if (!overflow) return;
   throw new RejectionError(
-    'SCOPE_TOO_MANY_NAMESPACES',
+    'SCOPE_TOO_MANY_NAMESPACES' satisfies EksLimitReasonCode,
     `merged with the access ${request.principalArn} already has on ${request.clusterName}, the scope of ` +
       `${overflow.policyArn} would name ${overflow.namespaces} namespaces; an access scope holds at most ` +
       `${MAX_NAMESPACES_PER_SCOPE}. Use a wildcard namespace (e.g. "team-*") or a cluster scope, or revoke ` +

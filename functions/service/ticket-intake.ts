@@ -34,12 +34,6 @@ import { type Env, integer, required } from '../config.js';
 import { groupKeys } from '../core/cluster-target.js';
 import { AppError, ConfigError, isRetryable } from '../core/errors.js';
 import { canonicalIdentities, canonicalIdentity } from '../core/identity.js';
-import {
-  explainForJira,
-  type JiraFieldMapping,
-  jiraToAccessRequest,
-  validateJiraMapping,
-} from '../core/jira.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { MAX_BODY_BYTES, validateAccessRequest } from '../core/request.js';
 import { isPlainObject, own, truncate } from '../core/schema.js';
@@ -55,6 +49,20 @@ export const PAYLOAD_FORMAT_HEADER = 'x-payload-format';
 export const JIRA_MAX_BODY_BYTES = 262_144;
 
 export type PayloadFormat = 'v1' | 'jira';
+
+/**
+ * A payload format other than v1, injected rather than imported: the `jira` one is
+ * service/jira-payload.ts, which only functions/ticket-intake.ts passes in, so the break-glass intake
+ * bundles no Jira code.
+ */
+export interface PayloadAdapter {
+  /** The sender's parsed body → a candidate for validateAccessRequest, or a coded refusal. */
+  toCandidate(
+    value: unknown,
+  ): { ok: true; candidate: Record<string, unknown> } | { ok: false; reason: Reason };
+  /** A contract violation reworded in the sender's terms (e.g. the Jira field behind the bad value). */
+  explain(reason: Reason): Reason;
+}
 
 /** The routes the intake can serve. */
 export const INTAKE_ROUTES = ['/tickets', '/break-glass'] as const;
@@ -77,15 +85,14 @@ export interface TicketIntakeConfig {
   /** Holds the replay claims (pk REPLAY#<requestId>). */
   ledgerTable: string;
   policyPath: string;
-  /** Absent: the jira adapter is off and `x-payload-format: jira` is an unknown adapter. */
-  jiraMapping?: JiraFieldMapping;
   secretMaxAgeSeconds: number;
   replayWindowSeconds: number;
 }
 
 /**
- * Reads the settings of `routes` only: REQUEST_QUEUE_URL, TICKET_SECRET_PARAM and JIRA_FIELD_MAPPING
- * for /tickets; BREAK_GLASS_QUEUE_URL and BREAK_GLASS_SECRET_PARAM for /break-glass.
+ * Reads the settings of `routes` only: REQUEST_QUEUE_URL and TICKET_SECRET_PARAM for /tickets;
+ * BREAK_GLASS_QUEUE_URL and BREAK_GLASS_SECRET_PARAM for /break-glass. JIRA_FIELD_MAPPING is read by
+ * loadJiraPayload (service/jira-payload.ts), which only the ticket intake imports.
  */
 export function loadTicketIntakeConfig(
   env: Env = process.env,
@@ -94,19 +101,6 @@ export function loadTicketIntakeConfig(
   const served = checkRoutes(routes);
   const tickets = served.includes('/tickets');
   const breakGlass = served.includes('/break-glass');
-  const jira = tickets ? env.JIRA_FIELD_MAPPING?.trim() : undefined;
-  let jiraMapping: JiraFieldMapping | undefined;
-  if (jira) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(jira);
-    } catch (err) {
-      throw new ConfigError(`JIRA_FIELD_MAPPING is not valid JSON: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    jiraMapping = validateJiraMapping(raw, 'JIRA_FIELD_MAPPING');
-  }
   return {
     region: required(env, 'AWS_REGION'),
     routes: served,
@@ -120,7 +114,6 @@ export function loadTicketIntakeConfig(
     }),
     ledgerTable: required(env, 'LEDGER_TABLE'),
     policyPath: required(env, 'POLICY_PATH'),
-    ...(jiraMapping && { jiraMapping }),
     secretMaxAgeSeconds: integer(env, 'SECRET_MAX_AGE_SECONDS', DEFAULT_SECRET_MAX_AGE_SECONDS, 0, 3600),
     replayWindowSeconds: integer(
       env,
@@ -150,6 +143,8 @@ export function defaultTicketIntakeClients(config: Pick<TicketIntakeConfig, 'reg
 export interface TicketIntakeOptions {
   config: Omit<TicketIntakeConfig, 'region' | 'policyPath'>;
   policy: GuardrailPolicy;
+  /** The `jira` payload format on /tickets (service/jira-payload.ts); absent: `jira` is an unknown adapter. */
+  jira?: PayloadAdapter;
   /** The deployment's region: with the queue's account, which clusters are home (group ids). */
   region?: string;
   clients: Pick<TicketIntakeClients, 'sqs' | 'dynamodb'> & Partial<Pick<TicketIntakeClients, 'ssm'>>;
@@ -185,7 +180,7 @@ class Reply extends Error {
 }
 
 export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHandler {
-  const { config, policy, logger, metrics } = options;
+  const { config, policy, jira, logger, metrics } = options;
   const now = options.now ?? (() => new Date());
   const queue = new QueueAdapter(
     options.clients.sqs,
@@ -252,11 +247,8 @@ export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHa
         throw new Reply(401, 'rejected', signature.failure, { error: 'UNAUTHORIZED' }, signature.detail);
       }
 
-      if (
-        !(route.formats as readonly string[]).includes(format) ||
-        (format === 'jira' && !config.jiraMapping)
-      ) {
-        const accepted = route.formats.filter((f) => f !== 'jira' || config.jiraMapping);
+      if (!(route.formats as readonly string[]).includes(format) || (format === 'jira' && !jira)) {
+        const accepted = route.formats.filter((f) => f !== 'jira' || jira);
         throw reject(
           'UNKNOWN_ADAPTER',
           `${PAYLOAD_FORMAT_HEADER} ${JSON.stringify(truncate(format, 40))} is not a payload format ${path} ` +
@@ -267,15 +259,13 @@ export function createTicketIntake(options: TicketIntakeOptions): TicketIntakeHa
         );
       }
 
-      const candidate = toCandidate(format as PayloadFormat, parseJson(body), route, config.jiraMapping);
+      const candidate = toCandidate(format as PayloadFormat, parseJson(body), route, jira);
       Object.assign(line, identifiers(candidate));
       const parsed = validateAccessRequest(candidate);
       if (!parsed.ok) {
         throw reject(
           parsed.reason.code,
-          format === 'jira' && config.jiraMapping
-            ? explainForJira(parsed.reason, config.jiraMapping).message
-            : parsed.reason.message,
+          format === 'jira' && jira ? jira.explain(parsed.reason).message : parsed.reason.message,
         );
       }
       request = parsed.request;
@@ -380,10 +370,10 @@ function toCandidate(
   format: PayloadFormat,
   value: unknown,
   route: Route,
-  jiraMapping: JiraFieldMapping | undefined,
+  jira: PayloadAdapter | undefined,
 ): unknown {
-  if (format === 'jira' && jiraMapping) {
-    const result = jiraToAccessRequest(value, jiraMapping);
+  if (format === 'jira' && jira) {
+    const result = jira.toCandidate(value);
     if (result.ok) return checkSource(result.candidate, route);
     // A delivery that is not an approval (JIRA_NOT_APPROVED included) is a coded 400: Jira Cloud retries
     // only 408, 409, 425, 429, 5xx and failed connections, so a 400 is answered once and not repeated.

@@ -35,33 +35,55 @@ const of = (name: string) => {
   return m;
 };
 
+const JIRA = ['functions/core/jira.ts', 'functions/service/jira-payload.ts'];
+const ROLE_MAPPING = ['functions/core/role-mapping.ts', 'functions/core/role-mapping-schema.ts'];
+const PLANNER = ['functions/core/plan.ts', 'functions/core/desired.ts', 'functions/adapters/eks.ts'];
+
+const carried = (name: string, files: readonly string[]) => files.filter((f) => of(name).has(f));
+
 describe('what each bundle carries', () => {
   test.each(['grantWorker', 'breakGlassWorker'])(
-    '%s carries no Jira, role-mapping or role-mapping validation code, and no tracing SDK',
+    '%s carries no Jira, role-mapping or role-mapping validation code, and no intake code',
     (name) => {
-      const m = of(name);
-      for (const file of [
-        'functions/core/jira.ts',
-        'functions/core/role-mapping.ts',
-        'functions/core/role-mapping-schema.ts',
-      ]) {
-        expect(m.has(file), file).toBe(false);
-      }
-      expect(m.has('functions/core/policy-schema.ts')).toBe(true); // it still validates its rules
-      expect([...m].filter((i) => /tracer|xray|opentelemetry/i.test(i))).toEqual([]);
+      expect(carried(name, [...JIRA, ...ROLE_MAPPING, 'functions/service/ticket-intake.ts'])).toEqual([]);
+      expect(of(name).has('functions/core/policy-schema.ts')).toBe(true); // it still validates its rules
     },
   );
 
   test.each(['ticketIntake', 'breakGlassIntake', 'roleLifecycleIntake'])('%s carries no planner', (name) => {
-    const m = of(name);
-    for (const file of ['functions/core/plan.ts', 'functions/core/desired.ts', 'functions/adapters/eks.ts']) {
-      expect(m.has(file), file).toBe(false);
-    }
-    expect([...m].filter((i) => i.startsWith('@aws-sdk/client-eks'))).toEqual([]);
+    expect(carried(name, PLANNER)).toEqual([]);
+    expect([...of(name)].filter((i) => i.startsWith('@aws-sdk/client-eks'))).toEqual([]);
+  });
+
+  test('the break-glass intake carries no Jira code: it takes v1 bodies only', () => {
+    expect(carried('breakGlassIntake', [...JIRA, ...ROLE_MAPPING])).toEqual([]);
+    // Same use case as the ticket intake, so the check would see Jira if the use case imported it.
+    expect(of('breakGlassIntake').has('functions/service/ticket-intake.ts')).toBe(true);
+  });
+
+  test('only the ticket intake carries Jira code', () => {
+    const carrying = [...modules].filter(([name]) => carried(name, JIRA).length > 0);
+    expect(carrying.map(([name]) => name)).toEqual(['ticketIntake']);
+    expect(carried('ticketIntake', JIRA)).toEqual(JIRA);
   });
 
   test('only the role-lifecycle intake carries the role-mapping validation', () => {
     const carrying = [...modules].filter(([, m]) => m.has('functions/core/role-mapping-schema.ts'));
     expect(carrying.map(([name]) => name)).toEqual(['roleLifecycleIntake']);
+  });
+
+  test('the reconciler carries no Jira, role-mapping or intake code', () => {
+    expect(carried('reconciler', [...JIRA, ...ROLE_MAPPING, 'functions/service/ticket-intake.ts'])).toEqual(
+      [],
+    );
+  });
+
+  test('no bundle carries a tracing SDK (tracing is Lambda active tracing or the ADOT layer)', () => {
+    for (const [name, m] of modules) {
+      expect(
+        [...m].filter((i) => /tracer|xray|x-ray|opentelemetry/i.test(i)),
+        name,
+      ).toEqual([]);
+    }
   });
 });

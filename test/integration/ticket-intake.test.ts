@@ -14,6 +14,7 @@ import { validateJiraMapping } from '../../functions/core/jira.js';
 import { MAX_BODY_BYTES } from '../../functions/core/request.js';
 import { signRequest } from '../../functions/core/signature.js';
 import type { AccessRequest } from '../../functions/core/types.js';
+import { jiraPayload, loadJiraPayload } from '../../functions/service/jira-payload.js';
 import {
   createTicketIntake,
   loadTicketIntakeConfig,
@@ -57,12 +58,12 @@ function options(over: Partial<TicketIntakeOptions['config']> = {}): TicketIntak
       ticketSecretParam: TICKET_PARAM,
       breakGlassSecretParam: BREAK_GLASS_PARAM,
       ledgerTable: 'grants',
-      jiraMapping: JIRA_MAPPING,
       secretMaxAgeSeconds: 300,
       replayWindowSeconds: 600,
       ...over,
     },
     policy,
+    jira: jiraPayload(JIRA_MAPPING),
     clients: { sqs: aws.sqs, dynamodb: aws.dynamodb, ssm: ssmClient },
     logger,
   };
@@ -420,6 +421,26 @@ describe('rejections: a clear error body and nothing enqueued', () => {
     await expectNothingEnqueued();
   });
 
+  test('a username template without a colon before {{SessionName}} → 400 USERNAME_TEMPLATE_NEEDS_COLON, on both routes', async () => {
+    // EKS user guide, "Create access entries": `john{{SessionName}}` is refused, `:john{{SessionName}}` is
+    // not. EKS says so only at CreateAccessEntry, long after the ticket system was told 202; the intake
+    // refuses it while the sender is still listening, before the policy is even asked.
+    for (const username of ['john{{SessionName}}', 'oncall-{{SessionNameRaw}}']) {
+      const res = await post('/tickets', JSON.stringify(ticket({ username })));
+      expect(res.status, username).toBe(400);
+      expect(res.json, username).toEqual({
+        error: {
+          code: 'USERNAME_TEMPLATE_NEEDS_COLON',
+          message: expect.stringContaining('a colon before'),
+        },
+      });
+    }
+    const bg = await post('/break-glass', JSON.stringify(bgRequest({ username: 'john{{SessionName}}' })));
+    expect(bg.json).toMatchObject({ error: { code: 'USERNAME_TEMPLATE_NEEDS_COLON' } });
+    expect(decisions().map((d) => d.code)).toEqual(Array(3).fill('USERNAME_TEMPLATE_NEEDS_COLON'));
+    await expectNothingEnqueued();
+  });
+
   test('a policy denial → 400 POLICY_DENIED, so the ticket system hears it at once', async () => {
     const res = await post(
       '/tickets',
@@ -499,14 +520,10 @@ describe('route subsets: one function per route', () => {
   };
 
   test('the break-glass intake serves /break-glass only; /tickets is a 404 and reads no ticket key', async () => {
-    const {
-      requestQueueUrl: _q,
-      ticketSecretParam: _s,
-      jiraMapping: _j,
-      ...breakGlassOnly
-    } = options().config;
+    const { requestQueueUrl: _q, ticketSecretParam: _s, ...breakGlassOnly } = options().config;
+    const { jira: _j, ...withoutJira } = options();
     const bgIntake = createTicketIntake({
-      ...options(),
+      ...withoutJira,
       config: { ...breakGlassOnly, routes: ['/break-glass'] },
     });
     const before = ssm.calls().length;
@@ -570,10 +587,51 @@ describe('route subsets: one function per route', () => {
     expect(config).toMatchObject({ routes: ['/break-glass'], breakGlassSecretParam: '/bg' });
     expect(config).not.toHaveProperty('ticketSecretParam');
     expect(config).not.toHaveProperty('requestQueueUrl');
-    expect(config).not.toHaveProperty('jiraMapping');
     expect(() =>
       loadTicketIntakeConfig({ ...BASE_ENV, BREAK_GLASS_QUEUE_URL: 'q' }, ['/break-glass']),
     ).toThrow(/BREAK_GLASS_SECRET_PARAM/);
+  });
+
+  test('the jira format comes from JIRA_FIELD_MAPPING through loadJiraPayload; without it jira is an unknown adapter', async () => {
+    expect(loadJiraPayload({})).toBeUndefined();
+    expect(loadJiraPayload({ JIRA_FIELD_MAPPING: '  ' })).toBeUndefined();
+    expect(() => loadJiraPayload({ JIRA_FIELD_MAPPING: 'not even JSON' })).toThrow(
+      /^JIRA_FIELD_MAPPING is not valid JSON/,
+    );
+    expect(() => loadJiraPayload({ JIRA_FIELD_MAPPING: '{"extra":1}' })).toThrow(
+      /JIRA_FIELD_MAPPING: extra: unknown key/,
+    );
+    const mappingText = readFileSync(
+      new URL('../../infra/jira-field-mapping.example.json', import.meta.url),
+      'utf8',
+    );
+    const jira = loadJiraPayload({ JIRA_FIELD_MAPPING: mappingText });
+    expect(jira?.toCandidate(JSON.parse(JIRA_BODY))).toMatchObject({ ok: true });
+
+    // Over HTTP, an intake built without the adapter (as the break-glass function is) refuses jira bodies.
+    const { jira: _j, ...withoutJira } = options();
+    const noJira = await serveHttpApi(createTicketIntake(withoutJira));
+    try {
+      const res = await fetch(`${noJira.endpoint}/tickets`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-payload-format': 'jira',
+          ...signRequest(TICKET_SECRET, JIRA_BODY, nowSeconds()),
+        },
+        body: JIRA_BODY,
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({
+        error: {
+          code: 'UNKNOWN_ADAPTER',
+          message: expect.stringContaining('the jira adapter is not configured'),
+        },
+      });
+    } finally {
+      await noJira.close();
+    }
+    await expectNothingEnqueued();
   });
 
   test("the ticket loader needs and reads only the ticket route's settings", () => {

@@ -16,6 +16,7 @@ import { validateJiraMapping } from '../../functions/core/jira.js';
 import { validatePolicy } from '../../functions/core/policy.js';
 import { signRequest } from '../../functions/core/signature.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
+import { jiraPayload } from '../../functions/service/jira-payload.js';
 import { createRoleLifecycleIntake, type RoleIntakeResult } from '../../functions/service/role-lifecycle.js';
 import { createTicketIntake } from '../../functions/service/ticket-intake.js';
 import { type HttpApiServer, serveHttpApi } from '../../infra/local/http-api.js';
@@ -91,11 +92,11 @@ describe('forgery suite: creators, approvals and revoke rights', () => {
         ticketSecretParam: TICKET_PARAM,
         breakGlassSecretParam: BREAK_GLASS_PARAM,
         ledgerTable: 'grants',
-        jiraMapping: validateJiraMapping(JIRA_MAPPING_JSON),
         secretMaxAgeSeconds: 300,
         replayWindowSeconds: 600,
       },
       policy,
+      jira: jiraPayload(validateJiraMapping(JIRA_MAPPING_JSON)),
       clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, ssm: ssmClient },
       logger: intakeLog,
     });
