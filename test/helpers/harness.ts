@@ -9,6 +9,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
+import type { EksClientFactory } from '../../functions/adapters/target-clients.js';
 import type { WorkerConfig } from '../../functions/config.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
@@ -118,6 +119,18 @@ export async function startHarness(opts: HarnessOptions = {}) {
   };
   const logger = captureLogger();
   const eksCalls: string[] = [];
+  // What a worker needs for the clusters of other accounts (the sample policy's staging): STS for the
+  // target role, and EKS clients of other account-regions on the emulator.
+  const fleet = {
+    sts: new STSClient({ region: REGION, endpoint: sts.endpoint, credentials: CREDENTIALS }),
+    eksFor: ((region, credentials) =>
+      new EKSClient({
+        region,
+        endpoint: eks.endpoint,
+        credentials: credentials ?? CREDENTIALS,
+        maxAttempts: opts.eksMaxAttempts ?? 4,
+      })) as EksClientFactory,
+  };
   const handler = createWorker({
     config,
     policy,
@@ -127,14 +140,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
       dynamodb: aws.dynamodb,
       eventbridge: aws.eventbridge,
       scheduler: aws.scheduler,
-      sts: new STSClient({ region: REGION, endpoint: sts.endpoint, credentials: CREDENTIALS }),
-      eksFor: (region, credentials) =>
-        new EKSClient({
-          region,
-          endpoint: eks.endpoint,
-          credentials: credentials ?? CREDENTIALS,
-          maxAttempts: opts.eksMaxAttempts ?? 4,
-        }),
+      ...fleet,
     },
     logger,
     ...(opts.scheduler && { scheduler: opts.scheduler }),
@@ -153,6 +159,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
   return {
     eks,
     sts,
+    /** Spread into a worker's clients so it reaches staging through the target role. */
+    fleet,
     aws,
     config,
     logger,
