@@ -5,6 +5,7 @@
  */
 import { accountOfQueue, type Deployment } from './core/cluster-target.js';
 import { ConfigError } from './core/errors.js';
+import { parseDeadLetterSenders, parseTrustedSenders, type SenderBinding } from './core/senders.js';
 
 export interface WorkerConfig {
   region: string;
@@ -32,6 +33,11 @@ export interface WorkerConfig {
   targetRoleName?: string;
   /** The AssumeRole session name, seen in the target accounts' CloudTrail (the function's name). */
   sessionName?: string;
+  /**
+   * Who may send which source (TRUSTED_SENDERS) and whose DLQ writes are ours (DEAD_LETTER_SENDERS).
+   * Both required: a worker without them would have to trust every sender or none (fail closed).
+   */
+  senders: SenderBinding;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -72,6 +78,10 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     },
     ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
     ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
+    senders: {
+      trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
+      deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
+    },
   };
 }
 

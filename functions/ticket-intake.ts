@@ -10,18 +10,11 @@ import { loadPolicyJson } from './service/load-policy.js';
 import {
   createTicketIntake,
   defaultTicketIntakeClients,
-  INTAKE_ROUTES,
-  type IntakeRoute,
   loadTicketIntakeConfig,
 } from './service/ticket-intake.js';
 
-// Deployed, this function has no break-glass settings and serves /tickets only. Transitional: local mode
-// (infra/local/start.ts) still sends /break-glass here with the break-glass settings in the environment,
-// until it runs functions/break-glass-intake.ts as its own handler; then this becomes just ['/tickets'].
-const routes: readonly IntakeRoute[] = process.env.BREAK_GLASS_SECRET_PARAM?.trim()
-  ? INTAKE_ROUTES
-  : ['/tickets'];
-const config = loadTicketIntakeConfig(process.env, routes);
+// /tickets only, whatever the environment holds: the break-glass route is its own function, role and key.
+const config = loadTicketIntakeConfig(process.env, ['/tickets']);
 const clients = defaultTicketIntakeClients(config);
 
 const intake = createTicketIntake({

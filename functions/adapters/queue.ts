@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { TransientError } from '../core/errors.js';
+import { VERIFIED_SENDER_ATTRIBUTE } from '../core/senders.js';
 import type { AccessRequest } from '../core/types.js';
 
 /**
@@ -45,13 +46,18 @@ export class QueueAdapter {
     );
   }
 
-  /** Moves a message to the DLQ now (permanent failures); the caller then acknowledges it. */
+  /**
+   * Moves a message to the DLQ now (permanent failures); the caller then acknowledges it. Sent as this
+   * worker's own role, so SQS stamps our SenderId; `verifiedSender` carries the sender we verified, which
+   * the worker believes again after a redrive only because we wrote it (functions/core/senders.ts).
+   */
   async sendToDlq(
     dlqUrl: string,
     body: string,
     groupId: string,
     dedupId: string,
     error: { code: string; message: string },
+    verifiedSender: string,
   ): Promise<void> {
     await this.call(() =>
       this.client.send(
@@ -63,6 +69,7 @@ export class QueueAdapter {
           MessageAttributes: {
             errorCode: { DataType: 'String', StringValue: error.code },
             errorMessage: { DataType: 'String', StringValue: error.message.slice(0, 1024) },
+            [VERIFIED_SENDER_ATTRIBUTE]: { DataType: 'String', StringValue: verifiedSender },
           },
         }),
       ),

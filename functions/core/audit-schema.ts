@@ -145,6 +145,12 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
       optional('expiresAt', instant()),
       optional('endedBy', endedBy),
       optional('dropped', dropped),
+      optional(
+        'senderId',
+        text(
+          'The SenderId SQS stamped on the message (`<role id>:<session>` for a role): who really sent it. On UNTRUSTED_SENDER rejections, the sender that was refused.',
+        ),
+      ),
       required('attempt', attempt),
       required('at', instant()),
     ],

@@ -57,6 +57,8 @@ export interface AuditRecord {
    * this system never granted, and so did not carry over.
    */
   dropped?: DroppedAccess;
+  /** The SenderId SQS stamped on the message the worker acted on (for a redriven dead letter, the DLQ writer's). */
+  senderId?: string;
   attempt: number;
   at: string;
 }
@@ -78,6 +80,7 @@ export interface AuditInput {
   endedBy?: EndedBy;
   dropped?: DroppedAccess;
   clusterArn?: string;
+  senderId?: string;
 }
 
 export function buildAuditRecord(input: AuditInput, hash: (s: string) => string): AuditRecord {
@@ -104,6 +107,7 @@ export function buildAuditRecord(input: AuditInput, hash: (s: string) => string)
     ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
     ...(input.endedBy !== undefined && { endedBy: input.endedBy }),
     ...(input.dropped !== undefined && { dropped: input.dropped }),
+    ...(input.senderId !== undefined && { senderId: input.senderId }),
     attempt: input.attempt,
     at: input.at.toISOString(),
   };

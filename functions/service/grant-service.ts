@@ -25,6 +25,7 @@ import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
 import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
+import { judgeSender, type SenderBinding } from '../core/senders.js';
 import { ACTIONS, type AccessRequest, type AccessState, type Reason, SOURCES } from '../core/types.js';
 
 export interface ServiceLogger {
@@ -43,8 +44,8 @@ export interface AuditSink {
 }
 
 export interface DeadLetterSink {
-  /** Hands a message to the dead-letter queue now. */
-  deadLetter(message: InboundMessage, reason: Reason): Promise<void>;
+  /** Hands a message to the dead-letter queue now, with the sender this worker verified for it. */
+  deadLetter(message: InboundMessage, reason: Reason, verifiedSender: string): Promise<void>;
 }
 
 export interface ExpiryScheduler {
@@ -63,6 +64,8 @@ export interface GrantServiceDeps {
   audit: AuditSink;
   deadLetters: DeadLetterSink;
   policy: GuardrailPolicy;
+  /** Sender binding (C1): checked before anything else, so an untrusted message costs no EKS or ledger call. */
+  senders: SenderBinding;
   /** The policy's clusters resolved against the deployment: where each alias is, and its keys. */
   clusters: ClusterDirectory;
   scheduler?: ExpiryScheduler;
@@ -93,6 +96,10 @@ export interface InboundMessage {
   deadline: number;
   /** The FIFO message group, kept when the message is dead-lettered. */
   groupId?: string;
+  /** The SenderId SQS stamped on the record (the event source mapping delivers it in `attributes`). */
+  senderId?: string;
+  /** The `verifiedSender` message attribute: trusted only on a dead letter this worker wrote itself. */
+  verifiedSenderAttribute?: string;
 }
 
 export type MessageResult =
@@ -137,6 +144,31 @@ export class GrantService {
 
   async handle(message: InboundMessage): Promise<MessageResult> {
     const parsed = parseAccessRequest(message.body);
+    const verdict = judgeSender(this.deps.senders, {
+      senderId: message.senderId,
+      verifiedSender: message.verifiedSenderAttribute,
+      source: parsed.ok ? parsed.request.source : parsed.partial.source,
+    });
+    if (!verdict.trusted) {
+      // Before any ledger or EKS call. Acknowledged, not retried or dead-lettered: another delivery would
+      // carry the same SenderId, and a dead letter would only offer the forgery to a redrive.
+      this.deps.metrics?.count('RequestsRejected');
+      this.deps.metrics?.count('UntrustedSenders');
+      const ids = parsed.ok ? parsed.request : auditableIdentifiers(parsed.partial);
+      this.deps.logger.warn('message from an untrusted sender rejected', {
+        messageId: message.messageId,
+        senderId: message.senderId,
+        reason: verdict.reason.message,
+      });
+      return this.finish(message, {
+        requestId: ids.requestId ?? `untrusted:${message.messageId}`,
+        outcome: 'rejected',
+        request: ids,
+        reason: verdict.reason,
+        severity: 'high',
+      });
+    }
+    const verifiedSender = verdict.sender;
     if (!parsed.ok) {
       this.deps.metrics?.count('RequestsRejected');
       return this.finish(message, {
@@ -176,7 +208,7 @@ export class GrantService {
       await this.markReported(request, place, toMarkReported, message.messageId);
       return done;
     } catch (err) {
-      return this.onError(err, request, place, message, applied);
+      return this.onError(err, request, place, message, applied, verifiedSender);
     }
   }
 
@@ -439,6 +471,7 @@ export class GrantService {
     place: Place,
     message: InboundMessage,
     applied: AuditChange[],
+    verifiedSender: string,
   ): Promise<MessageResult> {
     if (err instanceof RejectionError) {
       this.deps.metrics?.count('RequestsRejected');
@@ -479,7 +512,7 @@ export class GrantService {
     };
     await this.rollBack(request, place, message, applied);
     this.deps.metrics?.count('RequestsFailed');
-    await this.deps.deadLetters.deadLetter(message, reason);
+    await this.deps.deadLetters.deadLetter(message, reason, verifiedSender);
     return this.finish(message, {
       requestId: request.requestId,
       outcome: 'failed',
@@ -553,6 +586,7 @@ export class GrantService {
         attempt: message.receiveCount,
         at: this.now(),
         attemptKey: `${message.messageId}:${message.receiveCount}`,
+        ...(message.senderId !== undefined && { senderId: message.senderId }),
       },
       (s) => createHash('sha256').update(s).digest('hex').slice(0, 32),
     );

@@ -20,6 +20,7 @@ import { type EksClientFactory, targetClientsFor } from '../adapters/target-clie
 import { deploymentOf, type WorkerConfig } from '../config.js';
 import { ClusterDirectory } from '../core/cluster-target.js';
 import type { GuardrailPolicy } from '../core/policy.js';
+import { VERIFIED_SENDER_ATTRIBUTE } from '../core/senders.js';
 import {
   type ExpiryScheduler,
   GrantService,
@@ -80,16 +81,18 @@ export function createWorker(options: WorkerOptions) {
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
     deadLetters: {
-      deadLetter: (message, reason) =>
+      deadLetter: (message, reason, verifiedSender) =>
         queue.sendToDlq(
           config.dlqUrl,
           message.body,
           message.groupId ?? 'dead-letters',
           message.messageId,
           reason,
+          verifiedSender,
         ),
     },
     policy: options.policy,
+    senders: config.senders,
     clusters,
     scheduler: options.scheduler ?? new SchedulerAdapter(clients.scheduler, config.scheduler),
     maxReceiveCount: config.maxReceiveCount,
@@ -119,6 +122,9 @@ export function createWorker(options: WorkerOptions) {
         receiveCount,
         deadline: Date.now() + context.getRemainingTimeInMillis() - config.deadlineMarginMs,
         ...(record.attributes.MessageGroupId && { groupId: record.attributes.MessageGroupId }),
+        // Lambda's SQS event source mapping delivers every system attribute, SenderId included.
+        ...(record.attributes.SenderId && { senderId: record.attributes.SenderId }),
+        ...(verifiedSenderOf(record) !== undefined && { verifiedSenderAttribute: verifiedSenderOf(record) }),
       });
       if (result.status === 'retry') {
         // Out of invocation time is our budget, not EKS pushing back: try again at once.
@@ -145,4 +151,9 @@ export function createWorker(options: WorkerOptions) {
       throwOnFullBatchFailure: false,
     });
   };
+}
+
+function verifiedSenderOf(record: SQSRecord): string | undefined {
+  const attr = record.messageAttributes?.[VERIFIED_SENDER_ATTRIBUTE];
+  return attr?.dataType === 'String' && attr.stringValue ? attr.stringValue : undefined;
 }

@@ -58,6 +58,11 @@ export interface SchedulerEmulator {
 
 export interface StartSchedulerOptions {
   sqs: SQSClient;
+  /**
+   * The client a schedule's target is sent with: Scheduler assumes the target's RoleArn and sends as that role,
+   * so the queue stamps the role's SenderId (default: `sqs` for every role).
+   */
+  sqsForRole?: (roleArn: string) => SQSClient;
   queueUrlForArn: (arn: string) => string;
   now?: () => number;
   /** How often due schedules are looked for (default 100 ms). */
@@ -336,7 +341,8 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
           .update(`${s.GroupName}/${s.Name}@${at}`)
           .digest('hex');
       }
-      const out = await opts.sqs.send(new SendMessageCommand(input));
+      const client = opts.sqsForRole?.(s.Target.RoleArn) ?? opts.sqs;
+      const out = await client.send(new SendMessageCommand(input));
       firedLog.push({
         name: s.Name,
         groupName: s.GroupName,

@@ -1,10 +1,13 @@
 // Loopback SQS for local mode and tests: local-aws-sqs (JSON protocol, FIFO, redrive, message moves) on
 // 127.0.0.1, plus a small "FIFO fidelity" layer that patches the queue objects where local-aws-sqs 2.0.2
-// differs from SQS in ways this project depends on (see patchQueue below).
+// differs from SQS in ways this project depends on (see patchQueue below), and a sender layer that stamps each
+// message's SenderId from the caller's access key, as SQS stamps the caller's identity (see patchSenders).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createRequestHandler } from 'local-aws-sqs';
 import { closeServer, listenLoopback } from './http.js';
+import { accessKeyIdOf, senderIdForKey } from './identities.js';
 
 export interface SqsEmulator {
   endpoint: string;
@@ -17,6 +20,8 @@ export interface StartSqsOptions {
   accountId?: string;
   /** Patch local-aws-sqs so FIFO queues behave like SQS (default true). */
   fifoFidelity?: boolean;
+  /** The SenderId for a caller's access key id (default: infra/local/identities.ts; unknown keys are strangers). */
+  senderIdForKey?: (accessKeyId: string | undefined) => string;
 }
 
 export interface QueuePair {
@@ -48,13 +53,22 @@ export async function startSqs(opts: StartSqsOptions = {}): Promise<SqsEmulator>
     emulateQueueCreationLifecycle: false,
   });
   const fidelity = opts.fifoFidelity ?? true;
+  const senders = senderContext(service.Queues as unknown as PatchableQueue[]);
+  const senderOf = opts.senderIdForKey ?? senderIdForKey;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    // Queues appear through CreateQueue; patch them before any request can put a message in them.
-    if (fidelity) for (const q of service.Queues) patchQueue(q as unknown as PatchableQueue);
-    requestHandler(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.statusCode = 500;
-      res.end(String(err));
-    });
+    // Queues appear through CreateQueue; patch them before any request can put a message in them. The sender
+    // layer goes on first, under the fidelity layer's deduplication, so a suppressed duplicate stamps nothing.
+    for (const q of service.Queues) {
+      patchSenders(q as unknown as PatchableQueue, senders);
+      if (fidelity) patchQueue(q as unknown as PatchableQueue);
+    }
+    const caller = senderOf(accessKeyIdOf(req.headers.authorization));
+    senders.caller.run(caller, () =>
+      requestHandler(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.statusCode = 500;
+        res.end(String(err));
+      }),
+    );
   });
   const endpoint = await listenLoopback(server, opts.port);
   // local-aws-sqs builds queue URLs from this field; with port 0 it must learn the real port.
@@ -139,6 +153,7 @@ function required<T>(value: T | undefined, message: string): T {
 interface MessageRecord {
   MessageId: string;
   ReceiptHandle: string;
+  MessageBody?: string;
   attributes: Record<string, string | undefined>;
 }
 
@@ -152,6 +167,7 @@ interface Wrapper {
 interface SetRecordInput {
   MessageGroupId?: string;
   MessageDeduplicationId?: string;
+  MessageBody?: string;
   QueueUrl?: string;
   Id?: string;
 }
@@ -165,10 +181,11 @@ interface ReceiveArgs {
 interface PatchableQueue {
   QueueName: string;
   FifoQueue: boolean;
+  RedrivePolicy?: { deadLetterTargetArn?: string };
   DeduplicationScope?: 'messageGroup' | 'queue';
   ReceiveMessageWaitTimeSeconds: number;
   newRecord: (record: MessageRecord, delay?: number) => Wrapper;
-  setRecord: (input: SetRecordInput, messageId?: string) => { record: MessageRecord };
+  setRecord: (input: SetRecordInput, messageId?: string) => { record: MessageRecord } | Wrapper;
   receive(args: ReceiveArgs): Promise<MessageRecord[]>;
   delete(receiptHandle: string): boolean;
   changeVisibility(receiptHandle: string, visibilityTimeout: string): boolean;
@@ -385,4 +402,98 @@ function messageIdOf(receiptHandle: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Senders. SQS stamps every message with SenderId, the identity of the SendMessage caller ("For an IAM role,
+// returns the IAM role ID, for example ABCDE1F2GH3I4JK5LMNOP:i-a123b456": ReceiveMessage, Amazon SQS API
+// Reference); local-aws-sqs stamps one constant. Here each client send is stamped from the access key in the
+// request's SigV4 Authorization header (infra/local/identities.ts; an unknown key is a stranger's AIDA… id).
+// Moves keep the SenderId of the message they move, both SQS's own redrive to the DLQ after maxReceiveCount and
+// a StartMessageMoveTask back out of it. AWS documents that a redriven message gets a new MessageId and enqueue
+// time, and nothing about SenderId; keeping it is the assumption the worker's redrive rule is built to survive
+// either way (README, "Sender binding and redrive").
+// ---------------------------------------------------------------------------------------------------------
+
+interface SenderContext {
+  /** The SenderId of the request being handled (set around each HTTP request). */
+  caller: AsyncLocalStorage<string>;
+  /** Stamped SenderId by message id, for SQS's redrive to the DLQ, which keeps the message id. */
+  byMessageId: Map<string, string>;
+  /** SenderId of messages last received from a DLQ, by content, for move tasks (which send a copy). */
+  receivedFromDlq: Map<string, string>;
+  isDlq(queue: PatchableQueue): boolean;
+}
+
+const SENDERS_PATCHED = Symbol('eks-access-grants.senders');
+const MAX_REMEMBERED = 200_000;
+
+function senderContext(queues: PatchableQueue[]): SenderContext {
+  return {
+    caller: new AsyncLocalStorage<string>(),
+    byMessageId: new Map(),
+    receivedFromDlq: new Map(),
+    isDlq: (queue) =>
+      queues.some(
+        (other) => other.RedrivePolicy?.deadLetterTargetArn?.endsWith(`:${queue.QueueName}`) === true,
+      ),
+  };
+}
+
+function contentKey(
+  groupId: string | undefined,
+  dedupId: string | undefined,
+  body: string | undefined,
+): string {
+  return `${groupId ?? ''}\u0000${dedupId ?? ''}\u0000${body ?? ''}`;
+}
+
+function remember(map: Map<string, string>, key: string, value: string): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_REMEMBERED) {
+    for (const k of [...map.keys()].slice(0, MAX_REMEMBERED / 2)) map.delete(k);
+  }
+}
+
+function patchSenders(q: PatchableQueue, ctx: SenderContext): void {
+  if ((q as { [SENDERS_PATCHED]?: true })[SENDERS_PATCHED]) return;
+  (q as { [SENDERS_PATCHED]?: true })[SENDERS_PATCHED] = true;
+
+  const setRecord = q.setRecord;
+  q.setRecord = (input, messageId) => {
+    const clientSend = messageId === undefined && (input.QueueUrl !== undefined || input.Id !== undefined);
+    const sender = clientSend
+      ? ctx.caller.getStore()
+      : messageId !== undefined
+        ? ctx.byMessageId.get(messageId) // SQS's redrive to the DLQ
+        : ctx.receivedFromDlq.get(
+            contentKey(input.MessageGroupId, input.MessageDeduplicationId, input.MessageBody),
+          ); // a move task
+    const out = setRecord(input, messageId);
+    // Only a stored message comes back as a queue wrapper; a FIFO duplicate returns a detached record.
+    if (sender !== undefined && 'visible' in out) {
+      out.record.attributes.SenderId = sender;
+      remember(ctx.byMessageId, out.record.MessageId, sender);
+    }
+    return out;
+  };
+
+  const receive = q.receive.bind(q);
+  q.receive = async (args) => {
+    const got = await receive(args);
+    if (got.length > 0 && ctx.isDlq(q)) {
+      for (const m of got) {
+        const sender = m.attributes.SenderId;
+        if (sender !== undefined) {
+          remember(
+            ctx.receivedFromDlq,
+            contentKey(m.attributes.MessageGroupId, m.attributes.MessageDeduplicationId, m.MessageBody),
+            sender,
+          );
+        }
+      }
+    }
+    return got;
+  };
 }

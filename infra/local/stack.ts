@@ -6,19 +6,31 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { createTable, type DynamoEmulator, startDynamo } from './dynamodb.js';
 import { type EventBridgeEmulator, startEventBridge } from './eventbridge.js';
+import { type Actor, credentialsOf, identityOfRoleArn } from './identities.js';
 import { type SchedulerEmulator, startScheduler } from './scheduler.js';
 import { createQueues, type QueuePair, queueUrlFromArn, type SqsEmulator, startSqs } from './sqs.js';
 
 export const LOCAL_REGION = 'us-east-1';
+/**
+ * The key of clients that act as nobody in particular (setting up queues, reading what is there). To local
+ * SQS it is a stranger's: what it sends is stamped with a SenderId no worker trusts (infra/local/identities.ts).
+ */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 
-/** Client config for a loopback endpoint; spread it into any SDK v3 client constructor. */
-export function localClientConfig(endpoint: string): {
+/** Client config for a loopback endpoint, as `actor` if given; spread it into any SDK v3 client constructor. */
+export function localClientConfig(
+  endpoint: string,
+  actor?: Actor,
+): {
   endpoint: string;
   region: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
 } {
-  return { endpoint, region: LOCAL_REGION, credentials: { ...LOCAL_CREDENTIALS } };
+  return {
+    endpoint,
+    region: LOCAL_REGION,
+    credentials: actor ? credentialsOf(actor) : { ...LOCAL_CREDENTIALS },
+  };
 }
 
 export interface LocalAwsOptions {
@@ -41,6 +53,8 @@ export interface LocalAws extends QueuePair {
   dynamodb: DynamoDBClient;
   eventbridge: EventBridgeClient;
   scheduler: SchedulerClient;
+  /** SQS as one of the local identities (C3): what it sends is stamped with that actor's SenderId. */
+  sqsAs(actor: Actor): SQSClient;
   /** Test hooks: events(), failNext(n). */
   eventbridgeEmulator: EventBridgeEmulator;
   /** Test hooks: schedules(), fired(), pause(), resume(), dropAll(), fireDue(). */
@@ -64,6 +78,19 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
     closers.push(() => sqsServer.close());
     const sqs = new SQSClient(localClientConfig(sqsServer.endpoint));
     closers.push(() => sqs.destroy());
+    const asActor = new Map<Actor, SQSClient>();
+    const sqsAs = (actor: Actor): SQSClient => {
+      let client = asActor.get(actor);
+      if (!client) {
+        client = new SQSClient(localClientConfig(sqsServer.endpoint, actor));
+        asActor.set(actor, client);
+      }
+      return client;
+    };
+    closers.push(() => {
+      for (const c of asActor.values()) c.destroy();
+      asActor.clear();
+    });
     const queue = await createQueues(sqs, {
       name: opts.queueName ?? 'requests',
       visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 30,
@@ -89,6 +116,11 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
 
     const schedulerEmulator = await startScheduler({
       sqs,
+      // Scheduler sends as the schedule's role; a role with no local identity is a stranger.
+      sqsForRole: (roleArn) => {
+        const identity = identityOfRoleArn(roleArn);
+        return identity ? sqsAs(identity.actor) : sqs;
+      },
       queueUrlForArn: (arn) => queueUrlFromArn(sqsServer.endpoint, arn),
     });
     closers.push(() => schedulerEmulator.close());
@@ -109,6 +141,7 @@ export async function startLocalAws(opts: LocalAwsOptions = {}): Promise<LocalAw
       dynamodb,
       eventbridge,
       scheduler,
+      sqsAs,
       eventbridgeEmulator,
       schedulerEmulator,
       env: {

@@ -1,38 +1,55 @@
 /**
  * `npm start`: the whole pipeline on loopback AWS, no account needed.
  *
- * Starts the EKS emulator (clusters dev and prod), SQS (FIFO queue + DLQ), dynalite
- * (the grants ledger), an EventBridge sink (the audit log) and a Scheduler that really
- * fires; imports the REAL Lambda entry point with AWS_ENDPOINT_URL_<SERVICE> pointing
- * at loopback (nothing in functions/ knows it is local); enqueues every sample in
- * events/requests/; processes until idle (waiting for short grants to expire); prints
- * each request's outcome and the final access entries; exits 0.
+ * Starts the EKS emulator (clusters dev and prod), SQS (the requests and break-glass FIFO
+ * queues, each with its DLQ), dynalite (the grants ledger), an EventBridge sink (the audit
+ * log) and a Scheduler that really fires; runs the REAL Lambda entry points (both workers,
+ * the ticket and break-glass intakes, the role intake), each in its own thread with its own
+ * environment and access key (infra/local/function-host.ts, infra/local/identities.ts), with
+ * AWS_ENDPOINT_URL_<SERVICE> pointing at loopback (nothing in functions/ knows it is local);
+ * enqueues every sample in events/requests/ as its source's legitimate sender; processes
+ * until idle (waiting for short grants to expire); prints each request's outcome and the
+ * final access entries; exits 0.
  *
  * `npm start -- --serve` prints one JSON line of endpoints first, runs the samples, then
  * keeps the stack and the worker up until SIGINT/SIGTERM.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CreateScheduleGroupCommand } from '@aws-sdk/client-scheduler';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { accountOfQueue, ClusterDirectory } from '../../functions/core/cluster-target.js';
 import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import { signRequest } from '../../functions/core/signature.js';
+import { SOURCES, type Source } from '../../functions/core/types.js';
 import { policyFileToJson } from '../policy-file.js';
 import { startEksEmulator } from './eks-emulator.js';
+import { type LocalFunction, startFunction } from './function-host.js';
 import { type HttpApiHandler, serveHttpApi } from './http-api.js';
+import {
+  type Actor,
+  credentialEnv,
+  credentialsOf,
+  LOCAL_IDENTITIES,
+  localSenderRouting,
+  senderOf,
+  type WorkerName,
+} from './identities.js';
 import { lambdaContext } from './lambda-context.js';
 import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
 import { renderEntries, renderOutcomes, table } from './report.js';
+import { createQueues } from './sqs.js';
 import { startSsm } from './ssm.js';
 import { startLocalAws } from './stack.js';
 import { startSts } from './sts.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-const STATE_DIR = join(ROOT, '.local');
+/** serve.json, the audit log and the compiled policy; tests point LOCAL_STATE_DIR at their own temp dir. */
+const STATE_DIR = process.env.LOCAL_STATE_DIR ?? join(ROOT, '.local');
 const SAMPLES_DIR = join(ROOT, 'events/requests');
 const TICKET_SAMPLES_DIR = join(ROOT, 'events/ticket');
 const CLOUDTRAIL_SAMPLES_DIR = join(ROOT, 'events/cloudtrail');
@@ -58,6 +75,9 @@ const SECRETS = {
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
 /** The local stage's target role, in every other account the policy names (infra/target-account.yml). */
 const TARGET_ROLE_NAME = 'eks-access-grants-local-target';
+const FUNCTIONS = join(ROOT, 'functions');
+/** The break-glass worker's own schedule group, as in the template (BreakGlassExpiryScheduleGroup). */
+const BREAK_GLASS_SCHEDULE_GROUP = 'break-glass';
 
 /** Access that existed before this system: expiry must restore exactly this. */
 const PRE_EXISTING = [
@@ -116,44 +136,103 @@ async function main(): Promise<void> {
   });
   for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
 
+  // The break-glass worker's own queue and DLQ, as deployed: a backlog of standard requests never delays it.
+  const breakGlassQueues = await createQueues(aws.sqs, {
+    name: 'break-glass',
+    visibilityTimeoutSeconds: 30,
+    maxReceiveCount: 5,
+  });
+  await aws.scheduler.send(new CreateScheduleGroupCommand({ Name: BREAK_GLASS_SCHEDULE_GROUP }));
+
   const ssm = await startSsm({
     parameters: Object.fromEntries(
       Object.values(SECRETS).map((p) => [p.name, { value: p.value, type: 'SecureString' as const }]),
     ),
   });
-  Object.assign(process.env, aws.env, {
+  // What every function's environment shares: loopback endpoints, the ledger, the bus, the policy. No
+  // credentials: each function gets its own below, as each Lambda function has its own role.
+  const { AWS_ACCESS_KEY_ID: _k, AWS_SECRET_ACCESS_KEY: _s, ...endpoints } = aws.env;
+  const common: Record<string, string> = {
+    ...inheritedEnv(),
+    ...endpoints,
     AWS_ENDPOINT_URL_EKS: eks.endpoint,
     AWS_ENDPOINT_URL_STS: sts.endpoint,
     TARGET_ROLE_NAME,
     AWS_ENDPOINT_URL_SSM: ssm.endpoint,
-    BREAK_GLASS_QUEUE_URL: aws.queueUrl,
-    TICKET_SECRET_PARAM: SECRETS.ticket.name,
-    BREAK_GLASS_SECRET_PARAM: SECRETS.breakGlass.name,
-    JIRA_FIELD_MAPPING: readFileSync(join(ROOT, 'infra/jira-field-mapping.example.json'), 'utf8'),
-    REQUEST_QUEUE_URL: aws.queueUrl,
-    REQUEST_QUEUE_ARN: aws.queueArn,
-    DLQ_URL: aws.dlqUrl,
     LEDGER_TABLE: 'grants',
     AUDIT_BUS_NAME: 'eks-access-grants-audit',
     POLICY_PATH: policyPath,
-    MAX_RECEIVE_COUNT: '5',
-    SCHEDULER_GROUP: 'default',
-    SCHEDULER_ROLE_ARN: 'arn:aws:iam::000000000000:role/local-scheduler',
-    RETRY_BASE_SECONDS: '1',
-    RETRY_MAX_SECONDS: '5',
     // Keep stdout readable: audit records go to the audit log; warnings still show.
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+  };
+  const worker = (name: WorkerName, queues: typeof breakGlassQueues, scheduler: Actor, group: string) => ({
+    ...common,
+    REQUEST_QUEUE_URL: queues.queueUrl,
+    REQUEST_QUEUE_ARN: queues.queueArn,
+    DLQ_URL: queues.dlqUrl,
+    MAX_RECEIVE_COUNT: '5',
+    SCHEDULER_GROUP: group,
+    SCHEDULER_ROLE_ARN: LOCAL_IDENTITIES[scheduler].roleArn,
+    RETRY_BASE_SECONDS: '1',
+    RETRY_MAX_SECONDS: '5',
+    // The template's routing with local role ids: one source of truth (infra/local/identities.ts).
+    ...localSenderRouting(name).env,
+    ...credentialEnv(name),
   });
-  // The real Lambda entry points, configured from the environment like in AWS.
-  const { handler } = (await import('../../functions/grant-worker.js')) as { handler: SqsHandler };
-  const ticketIntake = (await import('../../functions/ticket-intake.js'))
-    .handler as unknown as HttpApiHandler;
-  const roleIntake = (await import('../../functions/role-lifecycle-intake.js')).handler as unknown as (
-    event: unknown,
-    context: ReturnType<typeof lambdaContext>,
-  ) => Promise<unknown>;
-  const http = await serveHttpApi(ticketIntake);
+  const requestQueues = {
+    queueUrl: aws.queueUrl,
+    queueArn: aws.queueArn,
+    dlqUrl: aws.dlqUrl,
+    dlqArn: aws.dlqArn,
+  };
+  // The real Lambda entry points, configured from their own environment like in AWS; cold starts in parallel.
+  const fns: LocalFunction[] = [];
+  const start = async (name: string, file: string, env: Record<string, string>) => {
+    const fn = await startFunction({ name, entry: join(FUNCTIONS, file), env });
+    fns.push(fn);
+    return fn;
+  };
+  const [grantWorker, breakGlassWorker, ticketIntake, breakGlassIntake, roleIntake] = await Promise.all([
+    start(
+      'grant-worker',
+      'grant-worker.ts',
+      worker('grantWorker', requestQueues, 'expiryScheduler', 'default'),
+    ),
+    start(
+      'break-glass-worker',
+      'grant-worker.ts',
+      worker('breakGlassWorker', breakGlassQueues, 'breakGlassScheduler', BREAK_GLASS_SCHEDULE_GROUP),
+    ),
+    start('ticket-intake', 'ticket-intake.ts', {
+      ...common,
+      REQUEST_QUEUE_URL: aws.queueUrl,
+      TICKET_SECRET_PARAM: SECRETS.ticket.name,
+      JIRA_FIELD_MAPPING: readFileSync(join(ROOT, 'infra/jira-field-mapping.example.json'), 'utf8'),
+      ...credentialEnv('ticketIntake'),
+    }),
+    start('break-glass-intake', 'break-glass-intake.ts', {
+      ...common,
+      BREAK_GLASS_QUEUE_URL: breakGlassQueues.queueUrl,
+      BREAK_GLASS_SECRET_PARAM: SECRETS.breakGlass.name,
+      ...credentialEnv('breakGlassIntake'),
+    }),
+    start('role-lifecycle-intake', 'role-lifecycle-intake.ts', {
+      ...common,
+      REQUEST_QUEUE_URL: aws.queueUrl,
+      ...credentialEnv('roleLifecycleIntake'),
+    }),
+  ]);
+  // API Gateway routes: each path to its own function; anything else is API Gateway's own 404.
+  const routes: Record<string, LocalFunction> = {
+    '/tickets': ticketIntake,
+    '/break-glass': breakGlassIntake,
+  };
+  const http = await serveHttpApi(((event: APIGatewayProxyEventV2, context: Context) => {
+    const fn = routes[event.rawPath];
+    if (!fn) return { statusCode: 404, body: '{"message":"Not Found"}' };
+    return fn.invoke(event, context) as ReturnType<HttpApiHandler>;
+  }) as HttpApiHandler);
 
   if (serve) {
     const serveInfo = {
@@ -166,8 +245,12 @@ async function main(): Promise<void> {
       httpEndpoint: http.endpoint,
       requestQueueUrl: aws.queueUrl,
       dlqUrl: aws.dlqUrl,
+      breakGlassQueueUrl: breakGlassQueues.queueUrl,
+      breakGlassDlqUrl: breakGlassQueues.dlqUrl,
       auditLog,
       signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
+      // The OperatorRole's local key: what the CLI sends `operator` requests and redrives with (C1, C3).
+      operatorCredentials: credentialsOf('operator'),
       ledgerTable: 'grants',
       policyPath,
       stsEndpoint: sts.endpoint,
@@ -177,22 +260,29 @@ async function main(): Promise<void> {
     writeFileSync(join(STATE_DIR, 'serve.json'), `${JSON.stringify(serveInfo, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(serveInfo)}\n`);
   }
-  const runner = createSqsRunner({
-    sqs: aws.sqs,
-    queueUrl: aws.queueUrl,
-    queueArn: aws.queueArn,
-    handler,
-    batchSize: 10,
-    functionTimeoutMs: 30_000,
-    functionName: 'grant-worker',
-  });
+  const runnerFor = (fn: LocalFunction, queues: typeof breakGlassQueues, actor: Actor) =>
+    createSqsRunner({
+      // The event source mapping polls as the function's role.
+      sqs: aws.sqsAs(actor),
+      queueUrl: queues.queueUrl,
+      queueArn: queues.queueArn,
+      handler: ((event, context) => fn.invoke(event, context)) as SqsHandler,
+      batchSize: 10,
+      functionTimeoutMs: 30_000,
+      functionName: fn.name,
+    });
+  const runners = [
+    runnerFor(grantWorker, requestQueues, 'grantWorker'),
+    runnerFor(breakGlassWorker, breakGlassQueues, 'breakGlassWorker'),
+  ];
 
   let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await runner.stop();
+    for (const r of runners) await r.stop();
     await http.close();
+    for (const fn of fns) await fn.close();
     await ssm.close();
     await aws.close();
     await eks.close();
@@ -208,9 +298,13 @@ async function main(): Promise<void> {
   for (const file of samples) {
     const body = readFileSync(join(SAMPLES_DIR, file), 'utf8');
     const fields = safeFields(body);
-    await aws.sqs.send(
+    // Each sample as its source's legitimate sender would send it, to the queue of its worker.
+    const breakGlass = fields.source === 'break-glass';
+    const sender =
+      senderOf(breakGlass ? 'breakGlassWorker' : 'grantWorker', fields.source ?? 'ticket') ?? 'ticketIntake';
+    await aws.sqsAs(sender).send(
       new SendMessageCommand({
-        QueueUrl: aws.queueUrl,
+        QueueUrl: breakGlass ? breakGlassQueues.queueUrl : aws.queueUrl,
         MessageBody: body,
         MessageGroupId: messageGroupId(fields.clusterName ?? 'unknown', fields.principalArn ?? 'unknown'),
         MessageDeduplicationId: fields.requestId ?? file.replace(/[^A-Za-z0-9]/g, '-'),
@@ -247,7 +341,10 @@ async function main(): Promise<void> {
   // CloudTrail IAM events, delivered to the role intake as the EventBridge rule would.
   for (const name of CLOUDTRAIL_ORDER) {
     const event = JSON.parse(readFileSync(join(CLOUDTRAIL_SAMPLES_DIR, `${name}.json`), 'utf8'));
-    const result = (await roleIntake(event, lambdaContext({ functionName: 'role-lifecycle-intake' }))) as {
+    const result = (await roleIntake.invoke(
+      event,
+      lambdaContext({ functionName: 'role-lifecycle-intake' }),
+    )) as {
       outcome?: string;
       requests?: Array<{ requestId: string; action: string }>;
     };
@@ -266,7 +363,7 @@ async function main(): Promise<void> {
   // (short break-glass samples expire visibly; hour- and day-long grants stay pending).
   const deadline = Date.now() + MAX_RUN_MS;
   for (;;) {
-    await runner.runUntilIdle({ maxMs: Math.max(1000, deadline - Date.now()) });
+    await Promise.all(runners.map((r) => r.runUntilIdle({ maxMs: Math.max(1000, deadline - Date.now()) })));
     const due = aws.schedulerEmulator
       .schedules()
       .map((s) => Date.parse(s.fireAt))
@@ -297,17 +394,38 @@ async function main(): Promise<void> {
     console.log(
       `\nserving; POST signed requests to ${http.endpoint}/tickets or /break-glass, or send to requestQueueUrl; Ctrl-C to stop`,
     );
-    runner.start();
+    for (const r of runners) r.start();
     return;
   }
   await shutdown(0);
 }
 
-function safeFields(body: string): { requestId?: string; clusterName?: string; principalArn?: string } {
+/** The parent's environment minus any AWS credentials or profile: a local function has only its own key. */
+function inheritedEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (
+      v === undefined ||
+      /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|ROLE_ARN|WEB_IDENTITY_TOKEN_FILE)$/.test(k)
+    )
+      continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+function safeFields(body: string): {
+  requestId?: string;
+  clusterName?: string;
+  principalArn?: string;
+  source?: Source;
+} {
   try {
     const v = JSON.parse(body) as Record<string, unknown>;
     const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+    const source = s('source');
     return {
+      ...(source && SOURCES.includes(source as Source) && { source: source as Source }),
       ...(s('requestId') && { requestId: s('requestId') }),
       ...(s('clusterName') && { clusterName: s('clusterName') }),
       ...(s('principalArn') && { principalArn: s('principalArn') }),

@@ -9,6 +9,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeServer, listenLoopback } from '../../infra/local/http.js';
+import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH } from '../../infra/policy-file.js';
 import { type Harness, type HarnessOptions, startHarness } from './harness.js';
 
@@ -81,6 +82,8 @@ export async function startCliStack(opts: HarnessOptions = {}): Promise<CliStack
       auditLog,
       ledgerTable: 'grants',
       policyPath: EXAMPLE_POLICY_PATH,
+      // As `npm start -- --serve` writes it: the CLI sends and redrives as the operator (C1, C3).
+      operatorCredentials: credentialsOf('operator'),
     }),
   );
   return {

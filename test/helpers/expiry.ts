@@ -98,7 +98,7 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
     logger,
     {
       eks,
-      sqs: h.aws.sqs,
+      sqs: h.aws.sqsAs('reconciler'),
       dynamodb: h.aws.dynamodb,
       eventbridge: h.aws.eventbridge,
       sts: new STSClient({ region: REGION, endpoint: h.sts.endpoint, credentials: CREDENTIALS }),

@@ -4,7 +4,12 @@
  * driven by the Lambda SQS event-source-mapping runner. Real SDK clients over HTTP.
  */
 import { EKSClient } from '@aws-sdk/client-eks';
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
@@ -14,10 +19,18 @@ import type { WorkerConfig } from '../../functions/config.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import type { GuardrailPolicy } from '../../functions/core/policy.js';
-import type { AccessRequest } from '../../functions/core/types.js';
+import type { SenderBinding } from '../../functions/core/senders.js';
+import { type AccessRequest, SOURCES, type Source } from '../../functions/core/types.js';
 import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
 import { createWorker } from '../../functions/service/worker.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
+import {
+  type Actor,
+  LOCAL_IDENTITIES,
+  localSenderRouting,
+  senderOf,
+  type WorkerName,
+} from '../../infra/local/identities.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { startLocalAws } from '../../infra/local/stack.js';
@@ -63,6 +76,48 @@ export interface HarnessOptions {
   iamPropagationWindowSeconds?: number;
   /** Whether the target role exists in the staging account (default true). */
   targetRole?: boolean;
+  /**
+   * Whose sender binding the harness' one worker has (default 'both': its one queue carries every source, so it
+   * trusts each source's senders from both workers' template routing, and dead-letters as the grant worker).
+   */
+  worker?: WorkerName | 'both';
+}
+
+/** Who sends what in the harness: a local identity, or a stranger (a key local SQS does not know). */
+export type Sender = Actor | 'stranger';
+
+/** The sender binding of the harness' worker, from the template's routing (infra/local/identities.ts). */
+export function harnessBinding(worker: WorkerName | 'both'): SenderBinding {
+  if (worker !== 'both') return localSenderRouting(worker).binding;
+  const a = localSenderRouting('grantWorker').binding;
+  const b = localSenderRouting('breakGlassWorker').binding;
+  const trusted: SenderBinding['trusted'] = {};
+  for (const source of SOURCES) {
+    const ids = [...new Set([...(a.trusted[source] ?? []), ...(b.trusted[source] ?? [])])];
+    if (ids.length > 0) trusted[source] = ids;
+  }
+  return { trusted, deadLetterSenders: a.deadLetterSenders };
+}
+
+/**
+ * The legitimate sender of a body, as the intakes, schedulers and operator tools would send it: by its
+ * `source`. A body without a valid source comes from the ticket intake (a known sender), so it meets the
+ * validator, as an intake bug would.
+ */
+export function legitimateSender(body: string, worker: WorkerName | 'both' = 'both'): Actor {
+  let source: unknown;
+  try {
+    source = (JSON.parse(body) as { source?: unknown } | null)?.source;
+  } catch {
+    source = undefined;
+  }
+  if (!SOURCES.includes(source as Source)) return 'ticketIntake';
+  const workers: WorkerName[] = worker === 'both' ? ['grantWorker', 'breakGlassWorker'] : [worker];
+  for (const w of workers) {
+    const actor = senderOf(w, source as Source);
+    if (actor) return actor;
+  }
+  return 'ticketIntake';
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
@@ -73,6 +128,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
   // apart by them (a plain key acts in the default account-region, as every other test expects).
   const sts = await startSts();
   if (opts.targetRole !== false) sts.createRole(TARGET_ROLE_ARN);
+  const workerName = opts.worker ?? 'both';
+  const workerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassWorker' : 'grantWorker';
+  const schedulerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassScheduler' : 'expiryScheduler';
   const eks: EksEmulator = await startEksEmulator({
     clusters: [{ name: 'dev' }, { name: 'prod' }, { name: 'staging', ...STAGING }],
     sts,
@@ -111,11 +169,13 @@ export async function startHarness(opts: HarnessOptions = {}) {
     }),
     scheduler: {
       groupName: 'default',
-      roleArn: 'arn:aws:iam::123456789012:role/scheduler',
+      // Scheduler sends as this role, so expiries carry its SenderId (local Scheduler: infra/local/stack.ts).
+      roleArn: LOCAL_IDENTITIES[schedulerActor].roleArn,
       queueArn: aws.queueArn,
     },
     targetRoleName: TARGET_ROLE_NAME,
     sessionName: 'grant-worker',
+    senders: harnessBinding(workerName),
   };
   const logger = captureLogger();
   const eksCalls: string[] = [];
@@ -136,7 +196,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
     policy,
     clients: {
       eks: eksClient,
-      sqs: aws.sqs,
+      // The worker's own identity: its dead letters carry its SenderId, which DEAD_LETTER_SENDERS names.
+      sqs: aws.sqsAs(workerActor),
       dynamodb: aws.dynamodb,
       eventbridge: aws.eventbridge,
       scheduler: aws.scheduler,
@@ -147,8 +208,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
     ...(opts.now && { now: opts.now }),
     onEksCall: (op) => eksCalls.push(op),
   });
+  const sqsOf = (sender: Sender): SQSClient => (sender === 'stranger' ? aws.sqs : aws.sqsAs(sender));
   const runner = createSqsRunner({
-    sqs: aws.sqs,
+    sqs: aws.sqsAs(workerActor),
     queueUrl: aws.queueUrl,
     queueArn: aws.queueArn,
     handler,
@@ -167,10 +229,21 @@ export async function startHarness(opts: HarnessOptions = {}) {
     handler,
     runner,
     eksCalls,
-    /** Enqueues a request as an intake function would (group = hash of cluster+principal). */
+    workerActor,
+    /** An SQS client as `sender` ('stranger': a key local SQS does not know). */
+    sqsOf,
+    /**
+     * Enqueues a request as its legitimate sender would (the intake, scheduler or operator of its source;
+     * group = hash of cluster+principal).
+     */
     async send(request: AccessRequest | Record<string, unknown>, body?: string) {
+      const text = body ?? JSON.stringify(request);
+      await this.sendAs(legitimateSender(text, workerName), request, text);
+    },
+    /** Enqueues a request with `sender`'s credentials, whoever the body says sent it. */
+    async sendAs(sender: Sender, request: AccessRequest | Record<string, unknown>, body?: string) {
       const r = request as Partial<AccessRequest>;
-      await aws.sqs.send(
+      await sqsOf(sender).send(
         new SendMessageCommand({
           QueueUrl: aws.queueUrl,
           MessageBody: body ?? JSON.stringify(request),
@@ -186,8 +259,11 @@ export async function startHarness(opts: HarnessOptions = {}) {
     drain(maxMs = 30_000) {
       return runner.runUntilIdle({ maxMs });
     },
-    /** Invokes the handler directly with an SQS-shaped event (no queue involved). */
-    invoke(bodies: string[], receiveCount = 1): Promise<SQSBatchResponse> {
+    /**
+     * Invokes the handler directly with an SQS-shaped event (no queue involved), each record stamped with
+     * its body's legitimate sender unless `senderId` says otherwise.
+     */
+    invoke(bodies: string[], receiveCount = 1, senderId?: string): Promise<SQSBatchResponse> {
       const event: SQSEvent = {
         Records: bodies.map((body, i) => ({
           messageId: `m-${i}-${Math.random().toString(36).slice(2)}`,
@@ -196,7 +272,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
           attributes: {
             ApproximateReceiveCount: String(receiveCount),
             SentTimestamp: String(Date.now()),
-            SenderId: 'AIDAEXAMPLE',
+            SenderId: senderId ?? LOCAL_IDENTITIES[legitimateSender(body, workerName)].senderId,
             ApproximateFirstReceiveTimestamp: String(Date.now()),
             MessageGroupId: `g-${i}`,
             MessageDeduplicationId: `d-${i}`,

@@ -15,7 +15,7 @@ import type { ServiceLogger } from '../../functions/service/grant-service.js';
 import { createWorker } from '../../functions/service/worker.js';
 import { createSqsRunner, type SqsHandler, type SqsRunner } from '../../infra/local/lambda-runner.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
-import { CREDENTIALS, type Harness, REGION, startHarness } from './harness.js';
+import { CREDENTIALS, type Harness, legitimateSender, REGION, startHarness } from './harness.js';
 
 export interface LoadStackOptions {
   /** Pollers side by side, like Lambda's concurrent executions (default 4). */
@@ -97,7 +97,7 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
       policy,
       clients: {
         eks,
-        sqs: h.aws.sqs,
+        sqs: h.aws.sqsAs(h.workerActor),
         dynamodb: h.aws.dynamodb,
         eventbridge: h.aws.eventbridge,
         scheduler: h.aws.scheduler,
@@ -125,7 +125,7 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
 
   const handler = opts.wrapHandler ? opts.wrapHandler(pooled) : pooled;
   const runner = createSqsRunner({
-    sqs: h.aws.sqs,
+    sqs: h.aws.sqsAs(h.workerActor),
     queueUrl: h.aws.queueUrl,
     queueArn: h.aws.queueArn,
     handler,
@@ -146,9 +146,18 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
     warnings,
     environments: () => created,
     async sendAll(messages) {
-      for (let i = 0; i < messages.length; i += 10) {
-        const chunk = messages.slice(i, i + 10);
-        const out = await h.aws.sqs.send(
+      // One batch per run of messages with the same legitimate sender (the source's intake, scheduler, …).
+      for (let i = 0; i < messages.length; ) {
+        const sender = legitimateSender(messages[i]?.body ?? '');
+        let end = i + 1;
+        while (
+          end < messages.length &&
+          end - i < 10 &&
+          legitimateSender(messages[end]?.body ?? '') === sender
+        )
+          end += 1;
+        const chunk = messages.slice(i, end);
+        const out = await h.aws.sqsAs(sender).send(
           new SendMessageBatchCommand({
             QueueUrl: h.aws.queueUrl,
             Entries: chunk.map((m, j) => ({
@@ -160,6 +169,7 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
           }),
         );
         if (out.Failed?.length) throw new Error(`SendMessageBatch failed: ${JSON.stringify(out.Failed)}`);
+        i = end;
       }
     },
     async close() {

@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, test } from 'vitest';
 import { signRequest } from '../../functions/core/signature.js';
 import { fixture } from '../helpers/fixtures.js';
@@ -11,7 +14,12 @@ const START = ['--import', 'tsx', 'infra/local/start.ts'];
 function run(args: string[]) {
   return spawn(process.execPath, [...START, ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOCAL_MAX_RUN_MS: '60000' },
+    // Its own state dir: serve.json and the audit log are not shared with other test files or a running stack.
+    env: {
+      ...process.env,
+      LOCAL_MAX_RUN_MS: '60000',
+      LOCAL_STATE_DIR: mkdtempSync(join(tmpdir(), 'eag-local-')),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -42,7 +50,8 @@ describe('local mode (npm start)', () => {
     expect(out).toMatch(/create-role-failed\.json\s+CreateRole\s+-\s+ignored/);
     expect(out).toMatch(/create-role-unmatched\.json\s+CreateRole\s+-\s+nothing/);
     expect(out).toMatch(/role\/eks\/dev\/view\/ci-reader\s+-\s+View@/);
-  });
+    // Five functions cold-start in their own threads: size the wait for a busy machine.
+  }, 240_000);
 
   test('--serve prints one JSON line of endpoints first and stops cleanly on SIGTERM', async () => {
     const child = run(['--serve']);
@@ -61,8 +70,17 @@ describe('local mode (npm start)', () => {
         'schedulerEndpoint',
         'httpEndpoint',
         'signingSecrets',
+        'breakGlassQueueUrl',
+        'breakGlassDlqUrl',
+        'operatorCredentials',
+        'ledgerTable',
+        'policyPath',
       ]),
     );
+    expect(info.operatorCredentials).toEqual({
+      accessKeyId: expect.any(String),
+      secretAccessKey: expect.any(String),
+    });
     expect(info.eksEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.clusters).toEqual(
       expect.arrayContaining([
@@ -82,8 +100,44 @@ describe('local mode (npm start)', () => {
     expect(await res.json()).toEqual({ requestId: 'req-curl-0001' });
     const unsigned = await fetch(`${info.httpEndpoint}/tickets`, { method: 'POST', body });
     expect(unsigned.status).toBe(401);
+    // Straight onto the break-glass queue with a key local SQS does not know: a stranger, refused.
+    const stranger = new SQSClient({
+      region: info.region,
+      endpoint: info.sqsEndpoint,
+      credentials: { accessKeyId: 'AKIASTRANGER', secretAccessKey: 'x' },
+    });
+    const forged = fixture('prod-break-glass', { requestId: 'req-stranger-bg-0001' });
+    await stranger.send(
+      new SendMessageCommand({
+        QueueUrl: info.breakGlassQueueUrl,
+        MessageBody: JSON.stringify(forged),
+        MessageGroupId: 'stranger',
+        MessageDeduplicationId: forged.requestId,
+      }),
+    );
+    stranger.destroy();
+    const refused = await waitForAudit(info.auditLog, forged.requestId);
+    expect(refused).toMatchObject({
+      outcome: 'rejected',
+      severity: 'high',
+      reason: { code: 'UNTRUSTED_SENDER' },
+    });
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).toBe(0);
-  });
+  }, 240_000);
 });
+
+/** The first audit record of `requestId` in the JSON-lines audit log, polled a bounded number of times. */
+async function waitForAudit(file: string, requestId: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 600; i++) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      const entry = JSON.parse(line) as { detail?: Record<string, unknown> } & Record<string, unknown>;
+      const record = entry.detail ?? entry;
+      if (record.requestId === requestId) return record;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no audit record for ${requestId} in ${file}`);
+}

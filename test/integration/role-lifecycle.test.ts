@@ -29,7 +29,11 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
     intake = createRoleLifecycleIntake({
       config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
       policy: await loadPolicyFile(EXAMPLE_POLICY_PATH),
-      clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
+      clients: {
+        sqs: h.aws.sqsAs('roleLifecycleIntake'),
+        dynamodb: h.aws.dynamodb,
+        eventbridge: h.aws.eventbridge,
+      },
       logger,
     });
   });

@@ -84,27 +84,36 @@ describe('forgery suite: creators, approvals and revoke rights', () => {
       parameters: { [TICKET_PARAM]: TICKET_SECRET, [BREAK_GLASS_PARAM]: BREAK_GLASS_SECRET },
     });
     ssmClient = new SSMClient(localClientConfig(ssm.endpoint));
-    const ticketIntake = createTicketIntake({
-      config: {
-        requestQueueUrl: h.aws.queueUrl,
-        // One worker drains both routes here; the break-glass queue's isolation is the template's row.
-        breakGlassQueueUrl: h.aws.queueUrl,
-        ticketSecretParam: TICKET_PARAM,
-        breakGlassSecretParam: BREAK_GLASS_PARAM,
-        ledgerTable: 'grants',
-        secretMaxAgeSeconds: 300,
-        replayWindowSeconds: 600,
-      },
-      policy,
-      jira: jiraPayload(validateJiraMapping(JIRA_MAPPING_JSON)),
-      clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, ssm: ssmClient },
-      logger: intakeLog,
-    });
-    api = await serveHttpApi(ticketIntake);
+    // Two functions as deployed, each with its own identity (C3): the queue stamps which intake sent what.
+    const intake = (route: '/tickets' | '/break-glass', actor: 'ticketIntake' | 'breakGlassIntake') =>
+      createTicketIntake({
+        config: {
+          routes: [route],
+          requestQueueUrl: h.aws.queueUrl,
+          // One worker drains both routes here; the break-glass queue's isolation is the template's row.
+          breakGlassQueueUrl: h.aws.queueUrl,
+          ticketSecretParam: TICKET_PARAM,
+          breakGlassSecretParam: BREAK_GLASS_PARAM,
+          ledgerTable: 'grants',
+          secretMaxAgeSeconds: 300,
+          replayWindowSeconds: 600,
+        },
+        policy,
+        ...(route === '/tickets' && { jira: jiraPayload(validateJiraMapping(JIRA_MAPPING_JSON)) }),
+        clients: { sqs: h.aws.sqsAs(actor), dynamodb: h.aws.dynamodb, ssm: ssmClient },
+        logger: intakeLog,
+      });
+    const tickets = intake('/tickets', 'ticketIntake');
+    const breakGlass = intake('/break-glass', 'breakGlassIntake');
+    api = await serveHttpApi((event) => (event.rawPath === '/break-glass' ? breakGlass : tickets)(event));
     roleIntake = createRoleLifecycleIntake({
       config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
       policy,
-      clients: { sqs: h.aws.sqs, dynamodb: h.aws.dynamodb, eventbridge: h.aws.eventbridge },
+      clients: {
+        sqs: h.aws.sqsAs('roleLifecycleIntake'),
+        dynamodb: h.aws.dynamodb,
+        eventbridge: h.aws.eventbridge,
+      },
       logger: captureLogger(),
     });
     intakeLog.lines.length = 0;
