@@ -325,7 +325,8 @@ function pkOf(clusterName: string, principalArn: string): string {
   return `P#${clusterName}#${principalArn}`;
 }
 
-function baselineItem(
+/** The stored form of a baseline (exported for tests that seed thousands of principals in batches). */
+export function baselineItem(
   clusterName: string,
   principalArn: string,
   baseline: Baseline,
@@ -339,7 +340,12 @@ function baselineItem(
   };
 }
 
-function grantItem(clusterName: string, principalArn: string, grant: Grant): Record<string, AttributeValue> {
+/** The stored form of a grant (exported for tests that seed thousands of principals in batches). */
+export function grantItem(
+  clusterName: string,
+  principalArn: string,
+  grant: Grant,
+): Record<string, AttributeValue> {
   const item: Record<string, AttributeValue> = {
     pk: { S: pkOf(clusterName, principalArn) },
     sk: { S: `G#${grant.grantId}` },

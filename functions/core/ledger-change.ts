@@ -168,12 +168,16 @@ function grantTransition(input: LedgerChangeInput): LedgerChange {
     change.baseline = { kind: 'capture', baseline };
   }
   if (!existing) {
-    const grant = stamp(grantFromRequest(request, expiresAt, now), messageId);
+    const grant = stamp(grantFromRequest(request, expiresAt, now), messageId, request.requestId);
     return { ...change, insert: grant, grant, inserted: true };
   }
   if (existing.status === 'failed') {
     // An operator redrove a request that had failed: give it another go.
-    const revived = stamp({ ...existing, status: 'active', version: existing.version + 1 }, messageId);
+    const revived = stamp(
+      { ...existing, status: 'active', version: existing.version + 1 },
+      messageId,
+      request.requestId,
+    );
     delete revived.endedAt;
     change.updates.push({ next: revived, expectedVersion: existing.version });
     return { ...change, grant: revived };
@@ -210,6 +214,7 @@ function endTransition(input: LedgerChangeInput): LedgerChange {
   const ended = stamp(
     { ...endGrant(grant, request.source === 'expiry' ? 'expired' : 'revoked', now), endedBy },
     messageId,
+    request.requestId,
   );
   change.updates.push({ next: ended, expectedVersion: grant.version });
   change.cancelExpiries.push(grant.grantId);
@@ -246,13 +251,49 @@ function narrowTransition(input: LedgerChangeInput): LedgerChange {
   for (const next of changed) {
     const prev = record.grants.find((g) => g.grantId === next.grantId) as Grant;
     const withWho = next.status === 'active' ? next : { ...next, endedBy };
-    change.updates.push({ next: stamp(withWho, messageId), expectedVersion: prev.version });
+    change.updates.push({
+      next: stamp(withWho, messageId, request.requestId),
+      expectedVersion: prev.version,
+    });
     if (next.status !== 'active') change.cancelExpiries.push(next.grantId);
   }
   return changed.length > 0 ? { ...change, endedBy } : change;
 }
 
 // ---------------------------------------------------------------------------------------------------------
+
+/** Ledger changes whose terminal audit record is not out yet, split by whose they are. */
+export interface PendingChanges {
+  /**
+   * Stamped by this message (in this attempt or an earlier one of its cycle), or by an earlier message
+   * carrying the same request whose cycle ended without a record (a redrive takes it over).
+   */
+  own: Grant[];
+  /** Stamped by another message whose cycle is still open, or ended without a record. */
+  others: Grant[];
+}
+
+/**
+ * Whose unreported ledger changes `record` holds. Another message's pending change means its attempt cycle
+ * is open: typically a later message of this FIFO group that had written the ledger when the invocation
+ * holding both was lost (a Lambda timeout), so this message is being replayed ahead of it; or the
+ * break-glass worker, working on the same principal from its own queue. That message applies its change
+ * and reports it; a message with nothing of its own pending must leave EKS to it, or its record (a
+ * replay's `unchanged`) would list EKS calls made for another request, and that request's record none.
+ */
+export function attributeChanges(
+  record: PrincipalRecord,
+  messageId: string,
+  requestId: string,
+): PendingChanges {
+  const out: PendingChanges = { own: [], others: [] };
+  for (const g of record.grants) {
+    if (g.lastMessageId === undefined || g.reportedMessageId === g.lastMessageId) continue;
+    if (g.lastMessageId === messageId || g.lastRequestId === requestId) out.own.push(g);
+    else out.others.push(g);
+  }
+  return out;
+}
 
 /** Whether the revoke (or expiry) `request` may end or narrow `grant`: see the module comment. */
 export function mayEnd(request: AccessRequest, grant: Grant): boolean {
@@ -298,8 +339,8 @@ function endedByOf(request: AccessRequest): EndedBy {
   };
 }
 
-function stamp(grant: Grant, messageId: string): Grant {
-  return { ...grant, lastMessageId: messageId };
+function stamp(grant: Grant, messageId: string, requestId: string): Grant {
+  return { ...grant, lastMessageId: messageId, lastRequestId: requestId };
 }
 
 function nothing(): LedgerChange {

@@ -45,7 +45,16 @@ export interface Grant {
    * (`granted`, `revoked`), while a replay (a new message) reports `unchanged`.
    */
   lastMessageId?: string;
-  /** Set once that message's terminal audit record is out, so a redelivery after a crash reports `unchanged`. */
+  /**
+   * The request that message carried. A redriven message (the DLQ hands it a new message id) carries
+   * the same request, so it can take over a change whose own attempt cycle ended without a record.
+   */
+  lastRequestId?: string;
+  /**
+   * Set to `lastMessageId` once that message's terminal audit record is out (whatever its outcome), so a
+   * redelivery after a crash reports `unchanged`, and other messages know the change is reported.
+   * While it differs from `lastMessageId`, the change is pending: see `attributeChanges` in ledger-change.ts.
+   */
   reportedMessageId?: string;
 }
 

@@ -21,7 +21,7 @@ import { computeDesired, desiredState } from '../core/desired.js';
 import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
 import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
-import { type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
+import { attributeChanges, type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
 import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
@@ -276,6 +276,21 @@ export class GrantService {
       now,
       message.messageId,
     );
+    const kind =
+      request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
+    const pending = attributeChanges(record, message.messageId, request.requestId);
+    // Another message's ledger change is pending and this one has none of its own (a replay whose batch
+    // was lost together with a later message's attempt, or a no-op request): that message applies and
+    // reports its change; converging it here would put its EKS calls in our record, and none in its.
+    // The reconciler is the safety net and always converges.
+    const defer =
+      kind !== 'reconcile' && !ledgerChange.recreate && pending.own.length === 0 && pending.others.length > 0;
+    if (defer) {
+      this.deps.logger.info('a ledger change of another message is pending; leaving EKS to that message', {
+        requestId: request.requestId,
+        pending: pending.others.map((g) => `${g.grantId} by ${g.lastRequestId ?? g.lastMessageId}`),
+      });
+    }
     // CreateRole succeeded for this ARN, so any entry that exists belongs to a deleted
     // role. Recreate once, when the grant is first recorded; replays converge normally.
     const desired = computeDesired(record, now);
@@ -285,7 +300,7 @@ export class GrantService {
       ledgerChange.recreate && !createdSince(current, ledgerChange.grant)
         ? planRecreate(current, desired)
         : undefined;
-    const plan = recreate ?? planChanges(current, desired);
+    const plan = defer ? { changes: [] } : (recreate ?? planChanges(current, desired));
     await this.applyAll(request, target, plan.changes, applied, signal).catch((err: unknown) => {
       throw this.boundIamPropagation(err, request, ledgerChange.grant, now);
     });
@@ -304,7 +319,7 @@ export class GrantService {
     // The break-glass worker has its own FIFO queue, so it can work on this principal at
     // the same time as the standard worker. If the ledger moved while we applied, our
     // plan may have undone the other worker's change: converge again from the new ledger.
-    for (let extra = 0; extra < 2; extra++) {
+    for (let extra = 0; !defer && extra < 2; extra++) {
       const latest = await this.deps.ledger.load(key, principalArn);
       if (fingerprint(latest) === fingerprint(record)) break;
       this.deps.logger.info(
@@ -321,13 +336,9 @@ export class GrantService {
     if (ledgerChange.grant?.status === 'active' && ledgerChange.grant.expiresAt && this.deps.scheduler) {
       await this.deps.scheduler.scheduleExpiry(request, ledgerChange.grant, key);
     }
-    const kind =
-      request.source === 'expiry' || request.source === 'reconcile' ? request.source : request.action;
     // What this message did to the ledger, in this attempt or an earlier one whose outcome was
     // never reported (a failed attempt, or a response lost after EKS applied the call).
-    const mine = record.grants.filter(
-      (g) => g.lastMessageId === message.messageId && g.reportedMessageId !== message.messageId,
-    );
+    const mine = attributeChanges(record, message.messageId, request.requestId).own;
     const changed =
       kind === 'reconcile'
         ? applied.some((c) => c.status === 'applied')
@@ -336,7 +347,8 @@ export class GrantService {
           : mine.length > 0;
     return {
       outcome: changed ? (TERMINAL_OUTCOME[kind] ?? 'granted') : 'unchanged',
-      toMarkReported: changed ? mine : [],
+      // Marked whatever the outcome: an unmarked change reads as pending to every later message.
+      toMarkReported: mine,
       // The end of break-glass access pages as loudly as its start; so does access a recreate dropped.
       ...((ledgerChange.grant?.source === 'break-glass' || (recreate && current.exists)) && {
         severity: 'high' as const,
@@ -385,7 +397,8 @@ export class GrantService {
         await this.deps.ledger.updateGrant(
           place.key,
           request.principalArn,
-          { ...g, reportedMessageId: messageId, version: g.version + 1 },
+          // The mark names the stamp it reports, which a redrive may have taken over from an older message.
+          { ...g, reportedMessageId: g.lastMessageId ?? messageId, version: g.version + 1 },
           g.version,
         );
       } catch (err) {
@@ -475,13 +488,15 @@ export class GrantService {
   ): Promise<MessageResult> {
     if (err instanceof RejectionError) {
       this.deps.metrics?.count('RequestsRejected');
-      return this.finish(message, {
+      const done = await this.finish(message, {
         requestId: request.requestId,
         outcome: 'rejected',
         request,
         reason: { code: err.code, message: err.message },
         changes: applied,
       });
+      await this.markOwnReported(request, place, message);
+      return done;
     }
     const error =
       err instanceof AppError
@@ -513,13 +528,35 @@ export class GrantService {
     await this.rollBack(request, place, message, applied);
     this.deps.metrics?.count('RequestsFailed');
     await this.deps.deadLetters.deadLetter(message, reason, verifiedSender);
-    return this.finish(message, {
+    const done = await this.finish(message, {
       requestId: request.requestId,
       outcome: 'failed',
       request,
       reason,
       changes: applied,
     });
+    // The cycle ended with its record: later messages converge what it left (a revoke that could not be
+    // applied, say) instead of deferring to a message that will not come back unless redriven.
+    await this.markOwnReported(request, place, message);
+    return done;
+  }
+
+  /** After a `rejected` or `failed` record: marks what this message stamped on the ledger as reported. */
+  private async markOwnReported(
+    request: AccessRequest,
+    place: Place,
+    message: InboundMessage,
+  ): Promise<void> {
+    try {
+      const record = await this.deps.ledger.load(place.key, request.principalArn);
+      const own = attributeChanges(record, message.messageId, request.requestId).own;
+      await this.markReported(request, place, own, message.messageId);
+    } catch (err) {
+      this.deps.logger.warn('could not mark the grants of a failed request as reported', {
+        requestId: request.requestId,
+        error: (err as Error).message,
+      });
+    }
   }
 
   private async rollBack(

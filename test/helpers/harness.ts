@@ -62,6 +62,12 @@ export function captureLogger(): ServiceLogger & { lines: LogLine[] } {
 
 export interface HarnessOptions {
   maxReceiveCount?: number;
+  /**
+   * Default 40 s: above the runner's 30 s function timeout, as the template keeps the queue's above the
+   * worker's. Below it, a slow invocation outlives its messages' visibility: local SQS then redelivers (or,
+   * on the last receive, dead-letters) a message the worker is still handling, and its delete fails.
+   * Retries do not wait for it: the worker sets each retried message's visibility itself.
+   */
   visibilityTimeoutSeconds?: number;
   policy?: GuardrailPolicy;
   eksMaxAttempts?: number;
@@ -139,7 +145,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
     queueName: 'requests',
-    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 2,
+    visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 40,
     maxReceiveCount,
     tableName: 'grants',
     tableDefinition: ledgerTableDefinition('grants'),
@@ -255,8 +261,11 @@ export async function startHarness(opts: HarnessOptions = {}) {
         }),
       );
     },
-    /** Processes until the queue is idle (including messages waiting out a visibility timeout). */
-    drain(maxMs = 30_000) {
+    /**
+     * Processes until the queue is idle (including messages waiting out a visibility timeout). `maxMs` is
+     * only a ceiling for a stuck run: on a busy machine a few retried messages can take a minute.
+     */
+    drain(maxMs = 150_000) {
       return runner.runUntilIdle({ maxMs });
     },
     /**

@@ -55,10 +55,11 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-// A fresh queue pair per test keeps messages of one test out of the next.
-function freshQueues(maxReceiveCount = 2): Promise<QueuePair> {
+// A fresh queue pair per test keeps messages of one test out of the next. A test that holds a message
+// in flight across several calls asks for a visibility timeout no busy machine can outlast.
+function freshQueues(maxReceiveCount = 2, visibilityTimeoutSeconds = 1): Promise<QueuePair> {
   queueCount += 1;
-  return createQueues(aws.sqs, { name: `t${queueCount}`, visibilityTimeoutSeconds: 1, maxReceiveCount });
+  return createQueues(aws.sqs, { name: `t${queueCount}`, visibilityTimeoutSeconds, maxReceiveCount });
 }
 
 async function send(queueUrl: string, body: string, group: string): Promise<string> {
@@ -99,7 +100,8 @@ const bodies = (messages: Message[]) => messages.map((m) => m.Body);
 
 describe('SQS (local-aws-sqs with FIFO fidelity)', () => {
   it('holds a message group while one of its messages is in flight and keeps the group in order', async () => {
-    const q = await freshQueues();
+    // a1 must stay in flight until it is deleted, however slow the calls in between are.
+    const q = await freshQueues(2, 300);
     for (const [body, group] of [
       ['a1', 'a'],
       ['a2', 'a'],

@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import {
+  InvocationCrash,
   type InvocationTracking,
   injectLostResponses,
   type LoadStack,
@@ -27,7 +28,10 @@ import { EDIT, faultWorkload, seededRandom, VIEW, type Workload } from './worklo
 const TERMINAL = new Set(['granted', 'unchanged', 'revoked', 'rejected', 'failed']);
 // High enough that transient faults never exhaust a message's receives; a DLQ entry here is a finding.
 const MAX_RECEIVE_COUNT = 50;
-const FUNCTION_TIMEOUT_MS = 6_000;
+// Long enough for a batch to finish on a busy machine most of the time: the timeouts that still happen
+// there are faults the books account for, but when nearly every invocation overruns, the run is mostly
+// replays (the lost-invocation case is also pinned down deterministically at the end of this file).
+const FUNCTION_TIMEOUT_MS = 10_000;
 
 describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} principals)`, () => {
   let stack: LoadStack;
@@ -50,10 +54,10 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
     stack = await startLoadStack({
       concurrency: 4,
       maxReceiveCount: MAX_RECEIVE_COUNT,
-      // Above the function timeout plus the longest SDK backoff, so a redelivery never overlaps its first
-      // run; short enough that the crashed batch comes back soon.
-      visibilityTimeoutSeconds: 12,
-      // trackInvocations enforces the 6 s timeout with exact books; the runner's own must never fire.
+      // Twice the function timeout, so a redelivery does not overlap its first run (the worker stops
+      // working at its deadline, before the timeout); short enough that the crashed batch comes back soon.
+      visibilityTimeoutSeconds: 20,
+      // trackInvocations enforces the 10 s timeout with exact books; the runner's own must never fire.
       functionTimeoutMs: 10 * 60_000,
       config: { retryBaseSeconds: 1, retryMaxSeconds: 1, deadlineMarginMs: 1_500 },
       decorateEksClient: (client) =>
@@ -373,5 +377,97 @@ describe('a request whose changes all landed in an attempt that then failed', ()
     expect(stack.h.eks.snapshot('dev').find((e) => e.principalArn === REVOKEE)?.policies).toEqual([
       { policyArn: VIEW, accessScope: { type: 'namespace', namespaces: ['team-a'] } },
     ]);
+  });
+});
+
+describe('a replay while a later message of its group has a ledger change pending', () => {
+  // One invocation holds two grants for one principal. The first completes and is reported; the second
+  // records its grant in the ledger, cannot reach EKS, and the invocation is then lost (as a Lambda timeout
+  // loses it). SQS hands both back in order, so the first is replayed while the second's change is in the
+  // ledger but not in EKS. Converging to the whole ledger there would make the replay's `unchanged` record
+  // carry the second grant's EKS call, and leave the second's `granted` record without it.
+  const PRINCIPAL = 'arn:aws:iam::111122223333:role/pending/p';
+  let stack: LoadStack;
+  const batches: number[] = [];
+
+  beforeAll(async () => {
+    let editUnreachable = true;
+    stack = await startLoadStack({
+      concurrency: 1,
+      // Brings the lost batch back soon; with one poller a redelivery never overlaps the run that lost it.
+      visibilityTimeoutSeconds: 2,
+      config: { retryBaseSeconds: 1, retryMaxSeconds: 1 },
+      decorateEksClient: (client) =>
+        client.middlewareStack.add(
+          (next, context) => async (args) => {
+            const input = (args as unknown as { input?: Record<string, unknown> }).input ?? {};
+            if (
+              editUnreachable &&
+              context.commandName === 'AssociateAccessPolicyCommand' &&
+              input.policyArn === EDIT
+            ) {
+              // Thrown before the request is sent: EKS never sees it.
+              const err = new Error('injected: EKS unreachable for the Edit association');
+              err.name = 'TimeoutError';
+              throw err;
+            }
+            return next(args);
+          },
+          { step: 'deserialize', name: 'unreachableEdit', priority: 'high' },
+        ),
+      wrapHandler: (inner) => async (event, context) => {
+        batches.push(event.Records.length);
+        const response = await inner(event, context);
+        if (batches.length === 1) {
+          editUnreachable = false;
+          throw new InvocationCrash('the invocation timed out: its results are lost');
+        }
+        return response;
+      },
+    });
+    const grantOf = (requestId: string, policyArn: string, namespace: string) => ({
+      schemaVersion: 1,
+      requestId,
+      action: 'grant',
+      source: 'ticket',
+      clusterName: 'dev',
+      principalArn: PRINCIPAL,
+      accessPolicies: [{ policyArn, accessScope: { type: 'namespace', namespaces: [namespace] } }],
+    });
+    await stack.sendAll(
+      [grantOf('pending-first', VIEW, 'team-a'), grantOf('pending-second', EDIT, 'team-b')].map((r) => ({
+        clusterName: 'dev',
+        principalArn: PRINCIPAL,
+        body: JSON.stringify(r),
+      })),
+    );
+    await stack.runner.runUntilIdle({ maxMs: 120_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const summary = (requestId: string) =>
+    stack.h.auditsFor(requestId).map((a) => ({
+      outcome: a.outcome,
+      applied: a.changes
+        .filter((c) => c.status === 'applied')
+        .map((c) => `${c.operation} ${c.policyArn ?? ''}`.trim()),
+    }));
+
+  test('the lost invocation held both messages', () => {
+    expect(batches[0]).toBe(2);
+  });
+
+  test("the replay is `unchanged` and makes no EKS call; the pending grant's own record lists its call", () => {
+    expect(summary('pending-first')).toEqual([
+      { outcome: 'granted', applied: ['CreateAccessEntry', `AssociateAccessPolicy ${VIEW}`] },
+      { outcome: 'unchanged', applied: [] },
+    ]);
+    expect(summary('pending-second')).toEqual([
+      { outcome: 'granted', applied: [`AssociateAccessPolicy ${EDIT}`] },
+    ]);
+    expect(stack.h.eks.snapshot('dev').find((e) => e.principalArn === PRINCIPAL)?.policies).toHaveLength(2);
   });
 });

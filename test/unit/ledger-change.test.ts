@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { RejectionError } from '../../functions/core/errors.js';
 import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
 import {
+  attributeChanges,
   EMPTY_BASELINE,
   type LedgerChange,
   type LedgerChangeInput,
@@ -93,6 +94,7 @@ describe('planLedgerChange: grants', () => {
       grantId: 'g-new',
       status: 'active',
       lastMessageId: 'm1',
+      lastRequestId: 'g-new',
       version: 1,
     });
     expect(change.inserted).toBe(true);
@@ -252,5 +254,35 @@ describe('planLedgerChange: revoke rights', () => {
       record: record([bg]),
     });
     expect(change).toEqual({ updates: [], cancelExpiries: [], notes: [] });
+  });
+});
+
+describe('attributeChanges: whose unreported ledger changes a record holds', () => {
+  const stamped = (id: string, messageId: string, requestId: string, reported?: string) =>
+    grant(id, 'ticket', {
+      lastMessageId: messageId,
+      lastRequestId: requestId,
+      ...(reported !== undefined && { reportedMessageId: reported }),
+    });
+
+  test("a change this message stamped and has not reported is its own; a reported one is nobody's", () => {
+    const r = record([stamped('g-1', 'm1', 'g-1'), stamped('g-2', 'm1', 'g-2', 'm1')]);
+    expect(attributeChanges(r, 'm1', 'g-1')).toEqual({ own: [r.grants[0]], others: [] });
+  });
+
+  test("a later message's unreported change is another's: a replay must leave it to that message", () => {
+    // A revoke (m2) recorded its change, then the invocation holding it and the grant (m1) was lost.
+    const r = record([stamped('g-1', 'm2', 'rev-1'), stamped('g-2', 'm1', 'g-2', 'm1')]);
+    expect(attributeChanges(r, 'm1', 'g-2')).toEqual({ own: [], others: [r.grants[0]] });
+    expect(attributeChanges(r, 'm2', 'rev-1')).toEqual({ own: [r.grants[0]], others: [] });
+  });
+
+  test('a redrive (new message id, same request) takes over a change whose cycle ended without a record', () => {
+    const r = record([stamped('g-1', 'm-old', 'rev-1')]);
+    expect(attributeChanges(r, 'm-redriven', 'rev-1').own).toEqual([r.grants[0]]);
+  });
+
+  test("grants never stamped (recorded before stamps existed) are nobody's", () => {
+    expect(attributeChanges(record([grant('g-1', 'ticket')]), 'm1', 'x')).toEqual({ own: [], others: [] });
   });
 });
