@@ -2,8 +2,9 @@
  * `npm start`: the whole pipeline on loopback AWS, no account needed.
  *
  * Starts the EKS emulator (clusters dev and prod), SQS (the requests and break-glass FIFO
- * queues, each with its DLQ), dynalite (the grants ledger), an EventBridge sink (the audit
- * log) and a Scheduler that really fires; runs the REAL Lambda entry points (both workers,
+ * queues, each with its DLQ), dynalite (the grants ledger), EventBridge routed by the
+ * template's rules (the audit bus into the audit log; CloudTrail IAM events on the default bus
+ * to the role intake) and a Scheduler that really fires; runs the REAL Lambda entry points (both workers,
  * the ticket and break-glass intakes, the role intake), each in its own thread with its own
  * environment and access key (infra/local/function-host.ts, infra/local/identities.ts), with
  * AWS_ENDPOINT_URL_<SERVICE> pointing at loopback (nothing in functions/ knows it is local);
@@ -16,6 +17,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { CreateScheduleGroupCommand } from '@aws-sdk/client-scheduler';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -39,12 +41,11 @@ import {
   senderOf,
   type WorkerName,
 } from './identities.js';
-import { lambdaContext } from './lambda-context.js';
 import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
 import { renderEntries, renderOutcomes, table } from './report.js';
 import { createQueues } from './sqs.js';
 import { startSsm } from './ssm.js';
-import { startLocalAws } from './stack.js';
+import { CLOUDTRAIL_CREDENTIALS, startLocalAws } from './stack.js';
 import { startSts } from './sts.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -72,6 +73,7 @@ const SECRETS = {
     value: 'local-break-glass-signing-secret',
   },
 };
+const AUDIT_BUS = 'eks-access-grants-audit';
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
 /** The local stage's target role, in every other account the policy names (infra/target-account.yml). */
 const TARGET_ROLE_NAME = 'eks-access-grants-local-target';
@@ -107,8 +109,17 @@ async function main(): Promise<void> {
     await policyFileToJson(process.env.POLICY_FILE ?? join(ROOT, 'infra/policy.example.yaml')),
   );
 
+  // The role intake starts once the environment points at the stack; EventBridge calls it late-bound.
+  let roleIntake: LocalFunction | undefined;
   const aws = await startLocalAws({
     auditLogFile: auditLog,
+    auditBusName: AUDIT_BUS,
+    eventTargets: {
+      roleLifecycleIntake: (event, context) => {
+        if (!roleIntake) throw new Error('role intake not started yet');
+        return roleIntake.invoke(event, context);
+      },
+    },
     queueName: 'requests',
     visibilityTimeoutSeconds: 30,
     maxReceiveCount: 5,
@@ -160,7 +171,7 @@ async function main(): Promise<void> {
     TARGET_ROLE_NAME,
     AWS_ENDPOINT_URL_SSM: ssm.endpoint,
     LEDGER_TABLE: 'grants',
-    AUDIT_BUS_NAME: 'eks-access-grants-audit',
+    AUDIT_BUS_NAME: AUDIT_BUS,
     POLICY_PATH: policyPath,
     // Keep stdout readable: audit records go to the audit log; warnings still show.
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
@@ -193,7 +204,7 @@ async function main(): Promise<void> {
     fns.push(fn);
     return fn;
   };
-  const [grantWorker, breakGlassWorker, ticketIntake, breakGlassIntake, roleIntake] = await Promise.all([
+  const [grantWorker, breakGlassWorker, ticketIntake, breakGlassIntake, roleIntakeFn] = await Promise.all([
     start(
       'grant-worker',
       'grant-worker.ts',
@@ -223,6 +234,7 @@ async function main(): Promise<void> {
       ...credentialEnv('roleLifecycleIntake'),
     }),
   ]);
+  roleIntake = roleIntakeFn;
   // API Gateway routes: each path to its own function; anything else is API Gateway's own 404.
   const routes: Record<string, LocalFunction> = {
     '/tickets': ticketIntake,
@@ -249,6 +261,9 @@ async function main(): Promise<void> {
       breakGlassDlqUrl: breakGlassQueues.dlqUrl,
       auditLog,
       signingSecrets: { tickets: SECRETS.ticket.value, breakGlass: SECRETS.breakGlass.value },
+      auditBusName: AUDIT_BUS,
+      // PutEvents under this key plays CloudTrail: the only caller whose `aws.iam` events the bus takes.
+      cloudTrailCredentials: CLOUDTRAIL_CREDENTIALS,
       // The OperatorRole's local key: what the CLI sends `operator` requests and redrives with (C1, C3).
       operatorCredentials: credentialsOf('operator'),
       ledgerTable: 'grants',
@@ -338,23 +353,60 @@ async function main(): Promise<void> {
       (await res.text()).slice(0, 100),
     ]);
   }
-  // CloudTrail IAM events, delivered to the role intake as the EventBridge rule would.
+  // CloudTrail IAM events take the deployed path: CloudTrail puts them on the default bus, the role intake's
+  // rule (its pattern read from infra/functions-more.yml) matches, EventBridge invokes the intake
+  // asynchronously. A failed call (errorCode set) matches no rule and is dropped at the bus.
+  const cloudTrail = new EventBridgeClient({
+    endpoint: aws.endpoints.eventbridge,
+    region: aws.env.AWS_REGION,
+    credentials: CLOUDTRAIL_CREDENTIALS,
+  });
+  const delivered: Array<{ name: string; eventName: string; eventId?: string; error?: string }> = [];
   for (const name of CLOUDTRAIL_ORDER) {
     const event = JSON.parse(readFileSync(join(CLOUDTRAIL_SAMPLES_DIR, `${name}.json`), 'utf8'));
-    const result = (await roleIntake.invoke(
-      event,
-      lambdaContext({ functionName: 'role-lifecycle-intake' }),
-    )) as {
-      outcome?: string;
-      requests?: Array<{ requestId: string; action: string }>;
-    };
-    const requests = (result.requests ?? []).map((r) => `${r.action} ${r.requestId}`).join(', ');
-    intakeRows.push([
-      `events/cloudtrail/${name}.json`,
-      event.detail?.eventName ?? '-',
-      '-',
-      `${result.outcome}${requests ? `: ${requests}` : ''}`.slice(0, 110),
-    ]);
+    const out = await cloudTrail.send(
+      new PutEventsCommand({
+        Entries: [
+          {
+            Source: event.source,
+            DetailType: event['detail-type'],
+            Detail: JSON.stringify(event.detail),
+            Resources: event.resources,
+            Time: new Date(event.time),
+          },
+        ],
+      }),
+    );
+    const result = out.Entries?.[0];
+    delivered.push({
+      name,
+      eventName: event.detail?.eventName ?? '-',
+      ...(result?.EventId && { eventId: result.EventId }),
+      ...(result?.ErrorCode && { error: `${result.ErrorCode}: ${result.ErrorMessage}` }),
+    });
+    // One at a time, as a role's life happens: the intake remembers each role for the next event.
+    await aws.eventsIdle();
+  }
+  cloudTrail.destroy();
+  const busEvents = new Map(aws.eventbridgeEmulator.events().map((e) => [e.id, e]));
+  const invocations = new Map(
+    (aws.eventInvokers.roleLifecycleIntake?.invocations() ?? []).map((i) => [i.eventId, i]),
+  );
+  for (const d of delivered) {
+    const routed = d.eventId ? busEvents.get(d.eventId) : undefined;
+    const invocation = d.eventId ? invocations.get(d.eventId) : undefined;
+    const result = invocation?.result as
+      | { outcome?: string; requests?: Array<{ requestId: string; action: string }> }
+      | undefined;
+    const requests = (result?.requests ?? []).map((r) => `${r.action} ${r.requestId}`).join(', ');
+    const answer = d.error
+      ? `refused by the bus: ${d.error}`
+      : routed?.routes.length === 0
+        ? 'dropped: no rule matched'
+        : invocation?.status === 'failed'
+          ? `role intake failed: ${invocation.error}`
+          : `${result?.outcome}${requests ? `: ${requests}` : ''}`;
+    intakeRows.push([`events/cloudtrail/${d.name}.json`, d.eventName, '-', answer.slice(0, 110)]);
   }
   console.log('\nIntake (HTTP routes and CloudTrail events)');
   console.log(table(['sample', 'route / event', 'HTTP', 'answer'], intakeRows));
@@ -376,7 +428,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, Math.max(300, next - Date.now() + 500)));
   }
 
-  const audits = aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+  const audits = aws.auditEvents().map((e) => e.detail);
   console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
   console.log(renderOutcomes(audits));
   for (const c of clusters) {

@@ -100,7 +100,7 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
       eks,
       sqs: h.aws.sqsAs('reconciler'),
       dynamodb: h.aws.dynamodb,
-      eventbridge: h.aws.eventbridge,
+      eventbridge: h.aws.eventbridgeAs('reconciler'),
       sts: new STSClient({ region: REGION, endpoint: h.sts.endpoint, credentials: CREDENTIALS }),
       eksFor: (region, credentials) =>
         new EKSClient({

@@ -33,7 +33,7 @@ import {
 } from '../../infra/local/identities.js';
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
-import { startLocalAws } from '../../infra/local/stack.js';
+import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
 import { startSts } from '../../infra/local/sts.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
@@ -82,6 +82,8 @@ export interface HarnessOptions {
   iamPropagationWindowSeconds?: number;
   /** Whether the target role exists in the staging account (default true). */
   targetRole?: boolean;
+  /** EventBridge function targets (and, to override the local identities, who each key is). */
+  localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
   /**
    * Whose sender binding the harness' one worker has (default 'both': its one queue carries every source, so it
    * trusts each source's senders from both workers' template routing, and dead-letters as the grant worker).
@@ -144,6 +146,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   });
   const aws = await startLocalAws({
     ...(opts.auditLogFile && { auditLogFile: opts.auditLogFile }),
+    ...opts.localAws,
     queueName: 'requests',
     visibilityTimeoutSeconds: opts.visibilityTimeoutSeconds ?? 40,
     maxReceiveCount,
@@ -205,7 +208,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       // The worker's own identity: its dead letters carry its SenderId, which DEAD_LETTER_SENDERS names.
       sqs: aws.sqsAs(workerActor),
       dynamodb: aws.dynamodb,
-      eventbridge: aws.eventbridge,
+      // The audit bus takes eks-access-grants records only from the roles its policy names.
+      eventbridge: aws.eventbridgeAs(workerActor),
       scheduler: aws.scheduler,
       ...fleet,
     },
@@ -297,7 +301,8 @@ export async function startHarness(opts: HarnessOptions = {}) {
       return handler(event, fakeContext()) as Promise<SQSBatchResponse>;
     },
     audits(): AuditRecord[] {
-      return aws.eventbridgeEmulator.events().map((e) => e.detail as AuditRecord);
+      // The audit log: what the audit bus's archive rule took, as local mode and the CLI read it.
+      return aws.auditEvents().map((e) => e.detail as AuditRecord);
     },
     auditsFor(requestId: string): AuditRecord[] {
       return this.audits().filter((a) => a.requestId === requestId);

@@ -99,7 +99,7 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
         eks,
         sqs: h.aws.sqsAs(h.workerActor),
         dynamodb: h.aws.dynamodb,
-        eventbridge: h.aws.eventbridge,
+        eventbridge: h.aws.eventbridgeAs(h.workerActor),
         scheduler: h.aws.scheduler,
         ...h.fleet,
       },

@@ -166,9 +166,10 @@ describe('SQS (local-aws-sqs with FIFO fidelity)', () => {
   });
 });
 
-describe('EventBridge sink', () => {
-  it('keeps PutEvents entries in events() and appends each as a JSON line to the audit log', async () => {
-    const out = await aws.eventbridge.send(
+describe('EventBridge audit bus', () => {
+  it('keeps PutEvents entries in events() and appends each audit record as a JSON line to the audit log', async () => {
+    // As a publisher the audit bus policy names; LOCAL_CREDENTIALS is a stranger's key.
+    const out = await aws.eventbridgeAs('grantWorker').send(
       new PutEventsCommand({
         Entries: [
           {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { describe, expect, test } from 'vitest';
 import { signRequest } from '../../functions/core/signature.js';
@@ -47,7 +48,8 @@ describe('local mode (npm start)', () => {
     expect(out).toMatch(/events\/ticket\/v1-grant\.json\s+POST \/tickets\s+202/);
     expect(out).toMatch(/events\/ticket\/break-glass\.json\s+POST \/break-glass\s+202/);
     expect(out).toMatch(/events\/ticket\/jira-approved\.json\s+POST \/tickets\s+202/);
-    expect(out).toMatch(/create-role-failed\.json\s+CreateRole\s+-\s+ignored/);
+    // CloudTrail events go through the local bus: a failed IAM call matches no rule and never reaches the intake.
+    expect(out).toMatch(/create-role-failed\.json\s+CreateRole\s+-\s+dropped: no rule matched/);
     expect(out).toMatch(/create-role-unmatched\.json\s+CreateRole\s+-\s+nothing/);
     expect(out).toMatch(/role\/eks\/dev\/view\/ci-reader\s+-\s+View@/);
     // Five functions cold-start in their own threads: size the wait for a busy machine.
@@ -70,6 +72,9 @@ describe('local mode (npm start)', () => {
         'schedulerEndpoint',
         'httpEndpoint',
         'signingSecrets',
+        'eventBridgeEndpoint',
+        'auditBusName',
+        'cloudTrailCredentials',
         'breakGlassQueueUrl',
         'breakGlassDlqUrl',
         'operatorCredentials',
@@ -122,6 +127,55 @@ describe('local mode (npm start)', () => {
       severity: 'high',
       reason: { code: 'UNTRUSTED_SENDER' },
     });
+
+    // Whatever a caller puts on the buses, the stack keeps serving: a CloudTrail event on the audit bus
+    // (matched by no rule, dropped), a forged audit record from a stranger (refused), a CloudTrail event as
+    // CloudTrail delivers it (to the role intake).
+    const bus = (accessKeyId: string) =>
+      new EventBridgeClient({
+        endpoint: info.eventBridgeEndpoint,
+        region: info.region,
+        credentials: { accessKeyId, secretAccessKey: 'x' },
+        maxAttempts: 1,
+      });
+    const tagRole = JSON.parse(readFileSync(join(ROOT, 'events/cloudtrail/tag-role.json'), 'utf8'));
+    const cloudTrail = bus(info.cloudTrailCredentials.accessKeyId);
+    const strangerBus = bus('stranger');
+    try {
+      const entry = {
+        Source: tagRole.source,
+        DetailType: tagRole['detail-type'],
+        Detail: JSON.stringify(tagRole.detail),
+      };
+      const nonAudit = await cloudTrail.send(
+        new PutEventsCommand({ Entries: [{ ...entry, EventBusName: info.auditBusName }] }),
+      );
+      expect(nonAudit.FailedEntryCount).toBe(0);
+      const forgedAudit = await strangerBus.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              EventBusName: info.auditBusName,
+              Source: 'eks-access-grants',
+              DetailType: 'Access Grant Outcome',
+              Detail: '{"outcome":"revoked"}',
+            },
+          ],
+        }),
+      );
+      expect(forgedAudit.Entries?.[0]?.ErrorCode).toBe('AccessDeniedException');
+      expect((await cloudTrail.send(new PutEventsCommand({ Entries: [entry] }))).FailedEntryCount).toBe(0);
+    } finally {
+      cloudTrail.destroy();
+      strangerBus.destroy();
+    }
+    const again = JSON.stringify(fixture('dev-edit-grant', { requestId: 'req-curl-0002' }));
+    const still = await fetch(`${info.httpEndpoint}/tickets`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...signRequest(info.signingSecrets.tickets, again) },
+      body: again,
+    });
+    expect(still.status).toBe(202);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).toBe(0);

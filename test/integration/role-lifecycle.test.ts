@@ -32,7 +32,7 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
       clients: {
         sqs: h.aws.sqsAs('roleLifecycleIntake'),
         dynamodb: h.aws.dynamodb,
-        eventbridge: h.aws.eventbridge,
+        eventbridge: h.aws.eventbridgeAs('roleLifecycleIntake'),
       },
       logger,
     });

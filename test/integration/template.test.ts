@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { decide } from '../../functions/core/policy.js';
 import { validateAccessRequest } from '../../functions/core/request.js';
+import { loadEventRoutes } from '../../infra/local/event-routes.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { type ArtifactReport, defaultFunctions } from '../../infra/scripts/build.js';
 import { packageService } from '../../infra/scripts/package.js';
@@ -812,6 +813,57 @@ describe('audit bus policy', () => {
       'GrantWorkerRole',
       'ReconcilerRole',
     ]);
+  });
+});
+
+describe('EventBridge routing, as local mode models it', () => {
+  interface RuleProps {
+    EventBusName?: unknown;
+    EventPattern?: unknown;
+    SourceArn?: unknown;
+    Targets?: Array<{ Arn: unknown }>;
+  }
+  // Local mode reads the same fragments (infra/local/event-routes.ts); the packaged template must hold
+  // exactly those patterns and that bus policy, or local routing would differ from AWS.
+  const local = loadEventRoutes({
+    busName: (id) => id,
+    busArn: (name) => `bus:${name}`,
+    roleArn: (id) => `role:${id}`,
+  });
+
+  it('packages every rule and archive local mode routes by, with the same pattern on the same bus', () => {
+    // Scheduled rules (the reconciler's rate) have no pattern and are not EventBridge routing.
+    const packaged = [...ofType<RuleProps>('AWS::Events::Rule'), ...ofType<RuleProps>('AWS::Events::Archive')]
+      .filter(([, p]) => p.EventPattern !== undefined || p.SourceArn !== undefined)
+      .map(([, p]) => ({
+        bus: p.SourceArn
+          ? target(p.SourceArn)
+          : typeof p.EventBusName === 'string'
+            ? p.EventBusName
+            : (target(p.EventBusName) ?? 'default'),
+        pattern: p.EventPattern,
+      }))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    const modelled = local.routes
+      .map((r) => ({ bus: r.eventBusName.replace(/^bus:/, ''), pattern: r.pattern }))
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    expect(packaged).toEqual(modelled);
+    // The role intake's rule targets the role intake.
+    const [, intakeRule] = ofType<RuleProps>('AWS::Events::Rule').find(([, p]) =>
+      String(JSON.stringify(p.EventPattern)).includes('aws.iam'),
+    ) ?? [undefined, undefined];
+    expect(target(intakeRule?.Targets?.[0]?.Arn)).toBe('RoleLifecycleIntakeLambdaFunction');
+  });
+
+  it('packages the audit bus policy local mode enforces', () => {
+    const [[, props] = []] = ofType<{ Statement: { Condition: unknown } }>('AWS::Events::EventBusPolicy');
+    expect(local.policies).toHaveLength(1);
+    expect(JSON.stringify(props?.Statement.Condition)).toBe(
+      JSON.stringify(local.policies[0]?.statement.Condition).replace(
+        /"role:(\w+)"/g,
+        '{"Fn::GetAtt":["$1","Arn"]}',
+      ),
+    );
   });
 });
 

@@ -112,7 +112,7 @@ describe('forgery suite: creators, approvals and revoke rights', () => {
       clients: {
         sqs: h.aws.sqsAs('roleLifecycleIntake'),
         dynamodb: h.aws.dynamodb,
-        eventbridge: h.aws.eventbridge,
+        eventbridge: h.aws.eventbridgeAs('roleLifecycleIntake'),
       },
       logger: captureLogger(),
     });
