@@ -23,7 +23,6 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
-import type { AuditRecord } from '../../functions/core/audit.js';
 import { accountOfQueue, ClusterDirectory } from '../../functions/core/cluster-target.js';
 import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import { signRequest } from '../../functions/core/signature.js';
