@@ -27,6 +27,13 @@ export interface WorkerConfig {
   /** Where expiry schedules are created and what they send to. */
   scheduler: { groupName: string; roleArn: string; queueArn: string };
   /**
+   * The name of this worker's target role in every other account the policy names
+   * (infra/target-account.yml); required only when the policy has clusters in other accounts.
+   */
+  targetRoleName?: string;
+  /** The AssumeRole session name, seen in the target accounts' CloudTrail (the function's name). */
+  sessionName?: string;
+  /**
    * Who may send which source (TRUSTED_SENDERS) and whose DLQ writes are ours (DEAD_LETTER_SENDERS).
    * Both required: a worker without them would have to trust every sender or none (fail closed).
    */
@@ -69,11 +76,18 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       roleArn: required(env, 'SCHEDULER_ROLE_ARN'),
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
     },
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
     senders: {
       trusted: parseTrustedSenders(required(env, 'TRUSTED_SENDERS')),
       deadLetterSenders: parseDeadLetterSenders(required(env, 'DEAD_LETTER_SENDERS')),
     },
   };
+}
+
+function optionalText<K extends string>(env: Env, name: string, key: K): Partial<Record<K, string>> {
+  const v = env[name]?.trim();
+  return v ? ({ [key]: v } as Record<K, string>) : {};
 }
 
 export function required(env: Env, name: string): string {
@@ -119,6 +133,9 @@ export interface ReconcilerConfig {
   staleSeconds: number;
   /** Time a task keeps back from its invocation's deadline to finish in-flight reads, checkpoint and continue. */
   taskMarginMs: number;
+  /** Its read-only target role in other accounts the policy names (infra/target-account.yml). */
+  targetRoleName?: string;
+  sessionName?: string;
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -138,6 +155,8 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     pageSize: integer(env, 'RECONCILE_PAGE_SIZE', 100, 1, 1000),
     staleSeconds: integer(env, 'RECONCILE_STALE_SECONDS', 900, 60, 86_400),
     taskMarginMs: integer(env, 'RECONCILE_TASK_MARGIN_MS', 10_000, 0, 120_000),
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
   };
 }
 

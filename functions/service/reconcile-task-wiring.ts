@@ -7,6 +7,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { AuditBusAdapter } from '../adapters/audit-bus.js';
 import { EksAdapter } from '../adapters/eks.js';
 import { withCallBudget } from '../adapters/eks-budget.js';
+import { targetClientsFor } from '../adapters/target-clients.js';
 import type { ReconcilerConfig } from '../config.js';
 import type { ClusterTarget } from '../core/cluster-target.js';
 import { parseReconcileTask } from '../core/reconcile-task.js';
@@ -38,6 +39,10 @@ export function createReconcileTaskConsumer(
   const home = c.directory.home;
   // One budget and one client per account-region, for the life of the execution environment. Tasks of
   // one account-region are one FIFO group, so only this consumer spends that budget right now.
+  // Other accounts: the reconciler's read-only target role there (infra/target-account.yml).
+  const targets = clients.eksFor
+    ? undefined
+    : targetClientsFor(config, c.directory, clients.eks, clients.sts);
   const budgeted = new Map<string, EKSClient>();
   const clientFor = (target: ClusterTarget): EKSClient => {
     const key = `${target.account}:${target.region}`;
@@ -47,6 +52,7 @@ export function createReconcileTaskConsumer(
       const raw = isHome
         ? clients.eks
         : (clients.eksFor?.(target) ??
+          targets?.clientFor(target) ??
           new EKSClient({
             region: target.region,
             maxAttempts: config.eksMaxAttempts,
@@ -57,7 +63,15 @@ export function createReconcileTaskConsumer(
     }
     return client;
   };
-  const eks = new EksAdapter(clients.eks, undefined, clientFor);
+  // renew: a refused target-role session is dropped so the next client asks STS again (budget kept).
+  const eks = new EksAdapter(clients.eks, undefined, {
+    clientFor,
+    renew: (target) => {
+      const renewed = targets?.renew(target) ?? false;
+      if (renewed) budgeted.delete(`${target.account}:${target.region}`);
+      return renewed;
+    },
+  });
   const deps: ReconcileTaskDeps = {
     directory: c.directory,
     ledger: c.ledger,

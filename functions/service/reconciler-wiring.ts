@@ -6,6 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { STSClient } from '@aws-sdk/client-sts';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { ReconcileQueueAdapter } from '../adapters/reconcile-queue.js';
@@ -27,6 +28,8 @@ export interface ReconcilerClients {
    * made here is used by one account-region only and gets that account-region's budget.
    */
   eksFor?: (target: ClusterTarget) => EKSClient;
+  /** For the read-only target roles of other accounts (adapters/target-clients.ts), when eksFor is absent. */
+  sts?: STSClient;
 }
 
 export function defaultClients(config: ReconcilerConfig): ReconcilerClients {
@@ -35,6 +38,7 @@ export function defaultClients(config: ReconcilerConfig): ReconcilerClients {
     sqs: new SQSClient({ region: config.region }),
     dynamodb: new DynamoDBClient({ region: config.region }),
     eventbridge: new EventBridgeClient({ region: config.region }),
+    sts: new STSClient({ region: config.region }),
   };
 }
 

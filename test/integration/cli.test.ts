@@ -258,6 +258,17 @@ describe('cli: reading commands', () => {
       ],
       expiriesDue24h: 1,
       lastReconcile: null,
+      // Fleet: the sample policy's cluster in another account, with no audit record yet.
+      targets: [
+        {
+          alias: 'staging',
+          name: 'staging',
+          account: '444455556666',
+          region: 'eu-west-1',
+          status: 'unknown',
+          lastFailure: null,
+        },
+      ],
     });
     // The scheduled run and its reconcile tasks, until the pass completes and records itself.
     await (await reconcilerFor(stack.harness)).run();
