@@ -2,7 +2,7 @@
  * `npm run bench`: runs the benchmarks, prints a summary table and writes bench/results/latest.json.
  *
  *   npm run bench                       all of them (a few minutes on 2 cores)
- *   npm run bench -- --only cold-start  a comma-separated subset: cold-start, api, throughput, scale
+ *   npm run bench -- --only cold-start  a comma-separated subset: cold-start, api, throughput, scale, fleet
  *   npm run bench -- --runs 15          cold-start process pairs per bundle (default 15, at least 7)
  *   npm run bench -- --quick            smaller throughput run, for a smoke test; not for the README
  *
@@ -17,11 +17,12 @@ import { parseArgs } from 'node:util';
 import { ROOT } from '../infra/scripts/build.js';
 import { apiEfficiency, apiEfficiencySummary } from './api-efficiency.js';
 import { coldStart, coldStartSummary } from './cold-start.js';
+import { fleet, fleetSummary } from './fleet.js';
 import { formatTable, type SummaryRow } from './lib/report.js';
 import { scale, scaleSummary } from './scale.js';
 import { throughput, throughputSummary } from './throughput.js';
 
-const ALL = ['cold-start', 'api', 'throughput', 'scale'] as const;
+const ALL = ['cold-start', 'api', 'throughput', 'scale', 'fleet'] as const;
 type Bench = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -72,6 +73,12 @@ if (only.includes('scale')) {
   results.scale = { measuredAt: new Date().toISOString(), command, summary: rows, ...r };
   summary.push(...rows);
 }
+if (only.includes('fleet')) {
+  const r = await fleet({ log });
+  const rows = fleetSummary(r);
+  results.fleet = { measuredAt: new Date().toISOString(), command, summary: rows, ...r };
+  summary.push(...rows);
+}
 
 const cpu = cpus();
 results.environment = {
@@ -88,7 +95,7 @@ console.log(
   )}\n`,
 );
 const ordered = Object.fromEntries(
-  ['environment', 'coldStart', 'apiEfficiency', 'throughput', 'scale']
+  ['environment', 'coldStart', 'apiEfficiency', 'throughput', 'scale', 'fleet']
     .filter((k) => k in results)
     .map((k) => [k, results[k]]),
 );

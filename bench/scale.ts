@@ -22,9 +22,9 @@ import { LedgerAdapter } from '../functions/adapters/ledger.js';
 import { loadReconcilerConfig } from '../functions/config.js';
 import type { Grant } from '../functions/core/ledger.js';
 import { MANAGED_TAG_KEY } from '../functions/core/types.js';
-import { mapBounded, type ReconcileReport } from '../functions/service/reconciler.js';
+import { mapBounded } from '../functions/service/reconciler.js';
 import { ROOT } from '../infra/scripts/build.js';
-import { eksWrites, reconcilerFor } from '../test/helpers/expiry.js';
+import { eksWrites, type ReconcileReport, reconcilerFor } from '../test/helpers/expiry.js';
 import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../test/helpers/harness.js';
 import { countInFlight } from '../test/helpers/in-flight.js';
@@ -359,18 +359,21 @@ function shippedConcurrency(): number {
   return loadReconcilerConfig({
     AWS_REGION: REGION,
     REQUEST_QUEUE_URL: 'https://sqs.invalid/requests',
+    RECONCILE_QUEUE_URL: 'https://sqs.invalid/reconcile',
     LEDGER_TABLE: 'grants',
     AUDIT_BUS_NAME: 'audit',
     POLICY_PATH: 'policy.json',
   }).concurrency;
 }
 
-/** The reconciler's `timeout:` in the serverless file, so the fraction follows the deployment. */
+/**
+ * The reconcile-task function's timeout (serverless.yml `custom.reconcileTaskTimeout`): one invocation's
+ * share of a pass, so the fraction follows the deployment. A longer pass continues in the next one.
+ */
 async function deployedReconcilerTimeout(): Promise<number> {
-  const yml = await readFile(join(ROOT, 'infra', 'functions-more.yml'), 'utf8');
-  const at = yml.search(/^ {2}reconciler:\s*$/m);
-  const match = at < 0 ? null : /^ {4}timeout: (\d+)\s*$/m.exec(yml.slice(at));
-  if (!match?.[1]) throw new Error('infra/functions-more.yml: no timeout found for the reconciler function');
+  const yml = await readFile(join(ROOT, 'serverless.yml'), 'utf8');
+  const match = /^ {2}reconcileTaskTimeout: (\d+)\s*$/m.exec(yml);
+  if (!match?.[1]) throw new Error('serverless.yml: no custom.reconcileTaskTimeout');
   return Number(match[1]);
 }
 

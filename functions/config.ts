@@ -34,6 +34,13 @@ export interface WorkerConfig {
     expiringSoon?: ExpiringSoonConfig;
   };
   /**
+   * The name of this worker's target role in every other account the policy names
+   * (infra/target-account.yml); required only when the policy has clusters in other accounts.
+   */
+  targetRoleName?: string;
+  /** The AssumeRole session name, seen in the target accounts' CloudTrail (the function's name). */
+  sessionName?: string;
+  /**
    * Who may send which source (TRUSTED_SENDERS) and whose DLQ writes are ours (DEAD_LETTER_SENDERS).
    * Both required: a worker without them would have to trust every sender or none (fail closed).
    */
@@ -91,6 +98,8 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
       queueArn: required(env, 'REQUEST_QUEUE_ARN'),
       ...expiringSoonOf(env),
     },
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
     senders,
   };
 }
@@ -114,6 +123,11 @@ export function expiringSoonOf(env: Env): { expiringSoon?: ExpiringSoonConfig } 
 /** The audit bus's ARN (a Scheduler target needs an ARN), in the deployment's own account and region. */
 export function auditBusArn(config: Pick<WorkerConfig, 'auditBusName'>, home: Deployment): string {
   return `arn:${partitionOf(home.region)}:events:${home.region}:${home.account}:event-bus/${config.auditBusName}`;
+}
+
+function optionalText<K extends string>(env: Env, name: string, key: K): Partial<Record<K, string>> {
+  const v = env[name]?.trim();
+  return v ? ({ [key]: v } as Record<K, string>) : {};
 }
 
 export function required(env: Env, name: string): string {
@@ -146,6 +160,22 @@ export interface ReconcilerConfig {
   repairDrift: boolean;
   concurrency: number;
   eksMaxAttempts: number;
+  /** The reconcile queue (FIFO): the scheduled run's fan-out and the tasks' continuations. */
+  reconcileQueueUrl: string;
+  /**
+   * EKS calls per second the reconcile tasks may make in one account-region (every attempt counts).
+   * EKS rate limits are per account and region and shared with the workers and anyone else there.
+   */
+  eksCallsPerSecond: number;
+  /** Principals a task reads from the ledger and checkpoints at a time. */
+  pageSize: number;
+  /** A pass that saved no progress for this long is abandoned by the next scheduled run. */
+  staleSeconds: number;
+  /** Time a task keeps back from its invocation's deadline to finish in-flight reads, checkpoint and continue. */
+  taskMarginMs: number;
+  /** Its read-only target role in other accounts the policy names (infra/target-account.yml). */
+  targetRoleName?: string;
+  sessionName?: string;
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -160,6 +190,13 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     repairDrift: boolean(env, 'DRIFT_REPAIR', false),
     concurrency: integer(env, 'RECONCILE_CONCURRENCY', 16, 1, 128),
     eksMaxAttempts: integer(env, 'EKS_MAX_ATTEMPTS', 4, 1, 20),
+    reconcileQueueUrl: required(env, 'RECONCILE_QUEUE_URL'),
+    eksCallsPerSecond: integer(env, 'RECONCILE_EKS_CALLS_PER_SECOND', 20, 1, 10_000),
+    pageSize: integer(env, 'RECONCILE_PAGE_SIZE', 100, 1, 1000),
+    staleSeconds: integer(env, 'RECONCILE_STALE_SECONDS', 900, 60, 86_400),
+    taskMarginMs: integer(env, 'RECONCILE_TASK_MARGIN_MS', 10_000, 0, 120_000),
+    ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
+    ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
   };
 }
 

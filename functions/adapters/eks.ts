@@ -24,6 +24,7 @@ import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE } from '../core/eks-l
 import { AppError, PermanentError, TransientError } from '../core/errors.js';
 import type { EksChange } from '../core/plan.js';
 import type { AccessScope, AccessState, PolicyAssociation } from '../core/types.js';
+import type { EksTargetClients } from './target-clients.js';
 
 /**
  * What CreateAccessEntry answers while a just-created IAM role is not yet known to EKS. The exact
@@ -55,17 +56,22 @@ export type CallCounter = (operation: string) => void;
  */
 export type EksCluster = string | ClusterTarget;
 
-/**
- * The EKS client of a target's account-region (adapters/target-clients.ts: credentials of the
- * account's target role). Absent, every cluster is reached with the default client.
- */
-export type EksClientFor = (target: ClusterTarget) => EKSClient;
+/** The error names with which EKS refuses the caller's credentials rather than the request. */
+const CREDENTIALS_REFUSED = new Set([
+  'AccessDeniedException',
+  'ExpiredTokenException',
+  'UnrecognizedClientException',
+]);
 
 export class EksAdapter {
+  /**
+   * `targets`: the EKS client of each target's account-region (adapters/target-clients.ts). Absent,
+   * every cluster is reached with `client`.
+   */
   constructor(
     private readonly client: EKSClient,
     private readonly countCall: CallCounter = () => {},
-    private readonly clientFor?: EksClientFor,
+    private readonly targets?: EksTargetClients,
   ) {}
 
   async readCurrent(cluster: EksCluster, principalArn: string, signal?: AbortSignal): Promise<AccessState> {
@@ -171,11 +177,25 @@ export class EksAdapter {
     signal: AbortSignal | undefined,
     cluster: EksCluster,
   ): Promise<Output> {
-    this.countCall(operation);
-    const client = typeof cluster === 'string' || !this.clientFor ? this.client : this.clientFor(cluster);
-    try {
+    const target = typeof cluster === 'string' ? undefined : cluster;
+    const attempt = () => {
+      this.countCall(operation);
+      const client = target && this.targets ? this.targets.clientFor(target) : this.client;
       const send = client.send.bind(client) as (c: object, o?: object) => Promise<Output>;
-      return await send(command, signal ? { abortSignal: signal } : undefined);
+      return send(command, signal ? { abortSignal: signal } : undefined);
+    };
+    try {
+      try {
+        return await attempt();
+      } catch (err) {
+        // Sessions of a target role die with it (deleted, or recreated under the same name: IAM knows a
+        // session by the role's unique id). Cached credentials may be such a session: assume again, once.
+        const name = (err as { name?: string })?.name ?? '';
+        if (target && this.targets && CREDENTIALS_REFUSED.has(name) && this.targets.renew(target)) {
+          return await attempt();
+        }
+        throw err;
+      }
     } catch (err) {
       throw translateEksError(operation, err);
     }

@@ -11,6 +11,8 @@
  * Sparse index `active-by-expiry` holds only active, time-boxed grants, for the reconciler.
  * Index `principals-by-cluster` holds only BASELINE items: the principals we manage.
  * One more item, pk `RECONCILER` sk `LAST_RUN`: the reconciler's last report, for `status`.
+ * The reconciler's fan-out keeps its pass (pk `RECONCILER` sk `PASS`) and one cursor per cluster
+ * (pk `RECONCILE#<account>#<region>#<cluster>` sk `CURSOR`) here too: adapters/reconcile-state.ts.
  */
 import {
   type AttributeValue,
@@ -200,6 +202,44 @@ export class LedgerAdapter {
       ExpressionAttributeValues: { ':c': { S: clusterName } },
     });
     return items.flatMap((item) => (item.managedPrincipal?.S ? [item.managedPrincipal.S] : []));
+  }
+
+  /**
+   * One page of the principals managed on a cluster, in ARN order, after `startAfter`: the reconcile
+   * task's cursor walks a cluster of any size a page at a time (the key condition is on the index's
+   * sort key, so a page costs its own size, not the pages before it).
+   */
+  async listPrincipalsPage(
+    clusterName: string,
+    startAfter: string | undefined,
+    limit: number,
+  ): Promise<string[]> {
+    const out: string[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    // A Limit counts items read, so one page can come back short with more to read: keep going.
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: CLUSTER_INDEX,
+            KeyConditionExpression:
+              startAfter === undefined
+                ? 'managedCluster = :c'
+                : 'managedCluster = :c AND managedPrincipal > :a',
+            ExpressionAttributeValues: {
+              ':c': { S: clusterName },
+              ...(startAfter !== undefined && { ':a': { S: startAfter } }),
+            },
+            Limit: limit - out.length,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) if (item.managedPrincipal?.S) out.push(item.managedPrincipal.S);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && out.length < limit);
+    return out;
   }
 
   /**

@@ -120,7 +120,14 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
           'Present for rejected, failed and drift.',
         ),
       ),
-      optional('clusterName', text()),
+      optional('clusterName', text('The cluster alias the request named (the guardrail policy key).')),
+      optional(
+        'clusterArn',
+        text(
+          'The EKS cluster the alias resolved to, in its account and region (absent when it resolved to none, e.g. a cluster the policy does not name).',
+          { pattern: '^arn:aws[a-z-]*:eks:[a-z0-9-]+:[0-9]{12}:cluster/[0-9A-Za-z][A-Za-z0-9_-]*$' },
+        ),
+      ),
       optional('principalArn', text()),
       optional('source', oneOf(SOURCES)),
       optional('action', oneOf(ACTIONS)),

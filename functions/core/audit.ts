@@ -39,7 +39,10 @@ export interface AuditRecord {
   /** `high` for break-glass so a bus rule can page someone. */
   severity: 'normal' | 'high';
   reason?: Reason;
+  /** The cluster alias the request named. */
   clusterName?: string;
+  /** `arn:aws:eks:<region>:<account>:cluster/<name>`: where the alias resolved (core/cluster-target.ts). */
+  clusterArn?: string;
   principalArn?: string;
   source?: string;
   action?: string;
@@ -81,6 +84,7 @@ export interface AuditInput {
   severity?: AuditRecord['severity'];
   endedBy?: EndedBy;
   dropped?: DroppedAccess;
+  clusterArn?: string;
   senderId?: string;
 }
 
@@ -96,6 +100,7 @@ export function buildAuditRecord(input: AuditInput, hash: (s: string) => string)
     severity: input.severity ?? (r.source === 'break-glass' ? 'high' : 'normal'),
     ...(input.reason && { reason: input.reason }),
     ...(r.clusterName !== undefined && { clusterName: r.clusterName }),
+    ...(input.clusterArn !== undefined && { clusterArn: input.clusterArn }),
     ...(r.principalArn !== undefined && { principalArn: r.principalArn }),
     ...(r.source !== undefined && { source: r.source }),
     ...(r.action !== undefined && { action: r.action }),

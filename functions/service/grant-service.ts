@@ -16,7 +16,7 @@ import {
   buildAuditRecord,
   describeChange,
 } from '../core/audit.js';
-import type { ClusterDirectory, ClusterTarget } from '../core/cluster-target.js';
+import { type ClusterDirectory, type ClusterTarget, clusterArn } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
 import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
@@ -630,9 +630,14 @@ export class GrantService {
       previousExpiresAt?: string;
     },
   ): Promise<MessageResult> {
+    // Every record of a cluster the policy names says where it is, whatever the outcome.
+    const target = input.request?.clusterName
+      ? this.deps.clusters.resolve(input.request.clusterName)
+      : undefined;
     const record = buildAuditRecord(
       {
         ...input,
+        ...(target && { clusterArn: clusterArn(target) }),
         attempt: message.receiveCount,
         at: this.now(),
         attemptKey: `${message.messageId}:${message.receiveCount}`,

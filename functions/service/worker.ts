@@ -9,12 +9,14 @@ import { EKSClient } from '@aws-sdk/client-eks';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { AuditBusAdapter } from '../adapters/audit-bus.js';
 import { EksAdapter } from '../adapters/eks.js';
 import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { SchedulerAdapter } from '../adapters/scheduler.js';
+import { type EksClientFactory, targetClientsFor } from '../adapters/target-clients.js';
 import { auditBusArn, deploymentOf, type WorkerConfig } from '../config.js';
 import { ClusterDirectory } from '../core/cluster-target.js';
 import type { GuardrailPolicy } from '../core/policy.js';
@@ -32,6 +34,10 @@ export interface WorkerClients {
   dynamodb: DynamoDBClient;
   eventbridge: EventBridgeClient;
   scheduler: SchedulerClient;
+  /** For the target roles of other accounts; needed only when the policy names some. */
+  sts?: STSClient;
+  /** EKS clients of other account-regions; default: the SDK's (endpoint from AWS_ENDPOINT_URL_EKS). */
+  eksFor?: EksClientFactory;
 }
 
 export interface WorkerOptions {
@@ -58,6 +64,7 @@ export function defaultClients(config: WorkerConfig): WorkerClients {
     dynamodb: new DynamoDBClient({ region: config.region }),
     eventbridge: new EventBridgeClient({ region: config.region }),
     scheduler: new SchedulerClient({ region: config.region }),
+    sts: new STSClient({ region: config.region }),
   };
 }
 
@@ -68,7 +75,11 @@ export function createWorker(options: WorkerOptions) {
   const clusters = new ClusterDirectory(options.policy, home);
   const reminders = config.scheduler.expiringSoon;
   const service = new GrantService({
-    eks: new EksAdapter(clients.eks, options.onEksCall),
+    eks: new EksAdapter(
+      clients.eks,
+      options.onEksCall,
+      targetClientsFor(config, clusters, clients.eks, clients.sts, clients.eksFor),
+    ),
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
     deadLetters: {

@@ -9,6 +9,7 @@ import type { AuditRecord } from '../../functions/core/audit.js';
 import { validateAccessRequest } from '../../functions/core/request.js';
 import type { AccessRequest } from '../../functions/core/types.js';
 import { waitForTerminal } from './audit-source.js';
+import { clustersOf } from './clusters.js';
 import { auditTable } from './commands/audit.js';
 import type { Context } from './context.js';
 import { optStr } from './context.js';
@@ -53,14 +54,21 @@ export async function sendAndWait(
     };
   }
   const request = checked.request;
-  const record = await ctx.clients.ledger().load(request.clusterName, request.principalArn);
+  const clusters = await clustersOf(ctx);
+  const record = await ctx.clients
+    .ledger()
+    .load(clusters?.keyOf(request.clusterName) ?? request.clusterName, request.principalArn);
   const grant = record.grants.find((g) => g.grantId === request.grantId);
   const worker = grant?.source === 'break-glass' ? 'break-glass' : 'requests';
   const queue =
     ctx.target.queues.find((q) => !q.dlq && q.worker === worker) ??
     ctx.target.queues.find((q) => !q.dlq && q.worker === 'requests');
   if (!queue) throw new CliError('no request queue is known for this target');
-  await new QueueAdapter(await ctx.clients.operatorSqs()).enqueue(queue.url, request);
+  // The same message group as the worker's own messages for this principal (core/cluster-target.ts).
+  await new QueueAdapter(await ctx.clients.operatorSqs(), (alias) => clusters?.keyOf(alias) ?? alias).enqueue(
+    queue.url,
+    request,
+  );
   if (ctx.flags['no-wait']) {
     return {
       json: { requestId: request.requestId, queue: queue.name, queued: true },

@@ -5,15 +5,17 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { EksApiError } from './eks-emulator/errors.js';
 import { FaultInjector } from './eks-emulator/faults.js';
-import { EksModel } from './eks-emulator/model.js';
+import { EksModel, PrincipalRegistry } from './eks-emulator/model.js';
 import { matchRoute, type Route } from './eks-emulator/routes.js';
-import type { EksCall, EksEmulator, EksEmulatorOptions } from './eks-emulator/types.js';
+import type { AccountRegion, EksCall, EksEmulator, EksEmulatorOptions } from './eks-emulator/types.js';
 import { listenLoopback, readBody } from './http.js';
+import { accessKeyOf, signedRegionOf } from './sts.js';
 
 export { MANAGED_POLICY_NAMES } from './eks-emulator/rules.js';
 export type {
   AccessEntryType,
   AccessScope,
+  AccountRegion,
   AuthenticationMode,
   EksCall,
   EksEmulator,
@@ -28,13 +30,56 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<EksEmulator> {
   const region = opts.region ?? 'us-east-1';
-  const model = new EksModel({
-    region,
-    accountId: opts.accountId ?? '000000000000',
-    entryQuota: opts.entryQuota ?? 3000,
-    ...(opts.maxNamespacesPerScope !== undefined && { maxNamespacesPerScope: opts.maxNamespacesPerScope }),
-  });
-  for (const c of opts.clusters ?? []) model.addCluster(c.name, c.authenticationMode);
+  const home: AccountRegion = { account: opts.accountId ?? '000000000000', region };
+  // One model per account-region (issue 13): EKS is a regional service of each account, and a cluster
+  // name is unique only there. IAM principals are shared: a recreated role is stale everywhere.
+  const principals = new PrincipalRegistry();
+  const models = new Map<string, EksModel>();
+  const modelAt = (at: AccountRegion = home): EksModel => {
+    const key = `${at.account}:${at.region}`;
+    let m = models.get(key);
+    if (!m) {
+      m = new EksModel({
+        region: at.region,
+        accountId: at.account,
+        principals,
+        entryQuota: opts.entryQuota ?? 3000,
+        ...(opts.maxNamespacesPerScope !== undefined && {
+          maxNamespacesPerScope: opts.maxNamespacesPerScope,
+        }),
+      });
+      models.set(key, m);
+    }
+    return m;
+  };
+  const model = modelAt(home);
+  for (const c of opts.clusters ?? []) {
+    modelAt({ account: c.account ?? home.account, region: c.region ?? home.region }).addCluster(
+      c.name,
+      c.authenticationMode,
+    );
+  }
+
+  /**
+   * Where a caller acts, from its credentials as AWS decides it: a session issued by the local STS acts in
+   * its role's account, in the region it signed for (each region has its own EKS endpoint; locally one
+   * endpoint serves all, so the SigV4 scope picks). A plain local key acts in the default account and
+   * region, as before fleets. A key STS issued whose session has died (role deleted or recreated, IAM
+   * authorizes sessions by the role's unique id; or expired) is refused as EKS refuses an unauthorized
+   * caller: 403 AccessDeniedException (EKS API reference, common errors).
+   */
+  const callerScope = (req: IncomingMessage): AccountRegion | EksApiError => {
+    const key = accessKeyOf(req.headers.authorization);
+    if (!opts.sts || key === undefined || !opts.sts.issued(key)) return home;
+    const session = opts.sts.sessionOf(key);
+    if (!session) {
+      return new EksApiError(
+        'AccessDeniedException',
+        `The security token of ${key} no longer grants access: its role session has expired or its role was deleted.`,
+      );
+    }
+    return { account: session.account, region: signedRegionOf(req.headers.authorization) ?? home.region };
+  };
   const faults = new FaultInjector();
   let log: EksCall[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -48,7 +93,12 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
       timers.add(t);
     });
 
-  const dispatch = (route: Route, query: URLSearchParams, body: Record<string, unknown>): unknown => {
+  const dispatch = (
+    model: EksModel,
+    route: Route,
+    query: URLSearchParams,
+    body: Record<string, unknown>,
+  ): unknown => {
     const cluster = route.clusterName ?? '';
     const principal = route.principalArn ?? '';
     const window = faults.postCreateNotFoundMs;
@@ -102,14 +152,17 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
     const fault = faults.decide(route.operation);
     const delay = faults.latency();
     if (delay > 0) await sleep(delay);
+    const scope = callerScope(req);
 
     let status: number;
     if (fault) {
       status = send(res, fault);
+    } else if (scope instanceof EksApiError) {
+      status = send(res, scope);
     } else {
       try {
         const body = parseBody(text);
-        status = send(res, undefined, dispatch(route, url.searchParams, body));
+        status = send(res, undefined, dispatch(modelAt(scope), route, url.searchParams, body));
       } catch (err) {
         status = send(
           res,
@@ -122,10 +175,14 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
         );
       }
     }
+    const elsewhere =
+      !(scope instanceof EksApiError) && (scope.account !== home.account || scope.region !== home.region);
     log.push({
       operation: route.operation,
       ...(route.clusterName === undefined ? {} : { clusterName: route.clusterName }),
       ...(route.principalArn === undefined ? {} : { principalArn: route.principalArn }),
+      // Only outside the default account-region, so single-account call logs read as before.
+      ...(elsewhere && { account: scope.account, region: scope.region }),
       status,
       at,
     });
@@ -153,13 +210,13 @@ export async function startEksEmulator(opts: EksEmulatorOptions = {}): Promise<E
     resetCalls: () => {
       log = [];
     },
-    addCluster: (name, mode) => model.addCluster(name, mode),
-    seedEntry: (cluster, entry) => model.seedEntry(cluster, entry),
-    snapshot: (cluster) => model.snapshot(cluster),
+    addCluster: (name, mode, at) => modelAt(at).addCluster(name, mode),
+    seedEntry: (cluster, entry, at) => modelAt(at).seedEntry(cluster, entry),
+    snapshot: (cluster, at) => modelAt(at).snapshot(cluster),
     recreatePrincipal: (arn) => model.recreatePrincipal(arn),
     createPrincipal: (arn) => model.createPrincipal(arn),
     deletePrincipal: (arn) => model.deletePrincipal(arn),
-    isStale: (cluster, arn) => model.isStale(cluster, arn),
+    isStale: (cluster, arn, at) => modelAt(at).isStale(cluster, arn),
   };
 }
 

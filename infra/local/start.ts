@@ -24,6 +24,8 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { AUDIT_DETAIL_TYPE } from '../../functions/adapters/audit-bus.js';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
+import { accountOfQueue, ClusterDirectory } from '../../functions/core/cluster-target.js';
+import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
 import { signRequest } from '../../functions/core/signature.js';
 import { SOURCES, type Source } from '../../functions/core/types.js';
 import { policyFileToJson } from '../policy-file.js';
@@ -44,6 +46,7 @@ import { renderEntries, renderOutcomes, table } from './report.js';
 import { createQueues } from './sqs.js';
 import { startSsm } from './ssm.js';
 import { CLOUDTRAIL_CREDENTIALS, startLocalAws } from './stack.js';
+import { startSts } from './sts.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 /** serve.json, the audit log and the compiled policy; tests point LOCAL_STATE_DIR at their own temp dir. */
@@ -72,6 +75,8 @@ const SECRETS = {
 };
 const AUDIT_BUS = 'eks-access-grants-audit';
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
+/** The local stage's target role, in every other account the policy names (infra/target-account.yml). */
+const TARGET_ROLE_NAME = 'eks-access-grants-local-target';
 const FUNCTIONS = join(ROOT, 'functions');
 /** The break-glass worker's own schedule group, as in the template (BreakGlassExpiryScheduleGroup). */
 const BREAK_GLASS_SCHEDULE_GROUP = 'break-glass';
@@ -104,8 +109,6 @@ async function main(): Promise<void> {
     await policyFileToJson(process.env.POLICY_FILE ?? join(ROOT, 'infra/policy.example.yaml')),
   );
 
-  const eks = await startEksEmulator({ clusters: [{ name: 'dev' }, { name: 'prod' }] });
-  for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
   // The role intake starts once the environment points at the stack; EventBridge calls it late-bound.
   let roleIntake: LocalFunction | undefined;
   const aws = await startLocalAws({
@@ -123,6 +126,26 @@ async function main(): Promise<void> {
     tableName: 'grants',
     tableDefinition: ledgerTableDefinition('grants'),
   });
+  // Fleet: every cluster of the policy where the policy puts it. Clusters in other accounts get an
+  // emulated account-region there and the stage's target role in the local STS; the worker reaches
+  // them only with that role's session credentials, as in AWS.
+  const directory = new ClusterDirectory(validateRulesPolicy(JSON.parse(readFileSync(policyPath, 'utf8'))), {
+    account: accountOfQueue(aws.queueArn) ?? '123456789012',
+    region: aws.env.AWS_REGION ?? 'us-east-1',
+  });
+  const clusters = directory.targets();
+  const home = (c: (typeof clusters)[number]) => directory.isHome(c);
+  const sts = await startSts();
+  for (const account of directory.remoteAccounts()) {
+    sts.createRole(`arn:aws:iam::${account}:role/${TARGET_ROLE_NAME}`);
+  }
+  const eks = await startEksEmulator({
+    clusters: clusters.map((c) =>
+      home(c) ? { name: c.name } : { name: c.name, account: c.account, region: c.region },
+    ),
+    sts,
+  });
+  for (const { cluster, entry } of PRE_EXISTING) eks.seedEntry(cluster, entry);
 
   // The break-glass worker's own queue and DLQ, as deployed: a backlog of standard requests never delays it.
   const breakGlassQueues = await createQueues(aws.sqs, {
@@ -144,6 +167,8 @@ async function main(): Promise<void> {
     ...inheritedEnv(),
     ...endpoints,
     AWS_ENDPOINT_URL_EKS: eks.endpoint,
+    AWS_ENDPOINT_URL_STS: sts.endpoint,
+    TARGET_ROLE_NAME,
     AWS_ENDPOINT_URL_SSM: ssm.endpoint,
     LEDGER_TABLE: 'grants',
     AUDIT_BUS_NAME: AUDIT_BUS,
@@ -243,6 +268,8 @@ async function main(): Promise<void> {
       operatorCredentials: credentialsOf('operator'),
       ledgerTable: 'grants',
       policyPath,
+      stsEndpoint: sts.endpoint,
+      clusters: clusters.map(({ alias, name, account, region }) => ({ alias, name, account, region })),
     };
     // The same JSON for the operator CLI (`eks-access-grants --local`) to find the stack.
     writeFileSync(join(STATE_DIR, 'serve.json'), `${JSON.stringify(serveInfo, null, 2)}\n`);
@@ -274,6 +301,7 @@ async function main(): Promise<void> {
     await ssm.close();
     await aws.close();
     await eks.close();
+    await sts.close();
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown(0));
@@ -407,9 +435,10 @@ async function main(): Promise<void> {
     .map((e) => e.detail);
   console.log(`\nOutcomes (${audits.length} audit records; full records in ${auditLog})`);
   console.log(renderOutcomes(audits));
-  for (const cluster of ['dev', 'prod']) {
-    console.log(`\nAccess entries on cluster ${cluster}`);
-    console.log(renderEntries(eks.snapshot(cluster)));
+  for (const c of clusters) {
+    const where = home(c) ? '' : ` (account ${c.account}, ${c.region})`;
+    console.log(`\nAccess entries on cluster ${c.alias}${where}`);
+    console.log(renderEntries(eks.snapshot(c.name, home(c) ? undefined : c)));
   }
   const pending = aws.schedulerEmulator.schedules();
   if (pending.length > 0) {

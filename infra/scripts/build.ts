@@ -27,6 +27,7 @@ export const FUNCTION_ENTRIES: Readonly<Record<string, string>> = {
   breakGlassIntake: 'functions/break-glass-intake.ts',
   roleLifecycleIntake: 'functions/role-lifecycle-intake.ts',
   reconciler: 'functions/reconciler.ts',
+  reconcileTask: 'functions/reconcile-task.ts',
 };
 
 /** What goes into each zip; the source map and metafile stay in the build directory. */

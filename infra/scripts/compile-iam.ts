@@ -60,8 +60,19 @@ export const WORKER_SOURCES: Readonly<Record<WorkerName, readonly GrantingSource
 export const CLUSTER_ADMIN = 'AmazonEKSClusterAdminPolicy';
 
 export interface CompileIamOptions {
-  /** The clusters the stage manages (the `clusters` param): the only resources the worker may touch. */
+  /**
+   * The clusters (policy aliases) the role manages: for a stage's own roles the `clusters` param, its
+   * clusters in its own account; for a target role, the policy's clusters in other accounts.
+   */
   clusters: readonly string[];
+  /**
+   * `home` (default): ARNs in the deploying stack's account (`${AWS::AccountId}`), and its region unless
+   * the policy gives one. `target`: the cluster's own account and region, literally (a StackSet
+   * instance's pseudo parameters are the target account's and the instance's region, not the
+   * cluster's); a cluster without a region is in `deploymentRegion`.
+   */
+  scope?: 'home' | 'target';
+  deploymentRegion?: string;
   /** Extra namespace patterns a re-sent scope may hold: access that predates this system. */
   baselineNamespaces?: readonly string[];
   /** Extra Kubernetes group patterns a re-sent group list may hold. */
@@ -76,10 +87,78 @@ export interface IamStatement {
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
-// biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders, filled in by CloudFormation.
-const ARN_PREFIX = 'arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}';
-const clusterArn = (name: string) => ({ 'Fn::Sub': `${ARN_PREFIX}:cluster/${name}` });
-const entriesArn = (name: string) => ({ 'Fn::Sub': `${ARN_PREFIX}:access-entry/${name}/*` });
+/**
+ * Where an alias's cluster is, as IAM resource ARN parts (Fn::Sub text): the EKS name (default the alias),
+ * and its account and region (see CompileIamOptions.scope).
+ */
+function locate(
+  policy: GuardrailPolicy,
+  alias: string,
+  options: Pick<CompileIamOptions, 'scope' | 'deploymentRegion'>,
+): { prefix: string; name: string } {
+  const c = policy.clusters[alias];
+  const name = c?.name ?? alias;
+  if (options.scope === 'target') {
+    const region = c?.region ?? options.deploymentRegion;
+    if (!c?.account || !region) {
+      throw new Error(
+        `clusters.${alias}: a target role needs the cluster's account and region (give --region)`,
+      );
+    }
+    return { prefix: `arn:\${AWS::Partition}:eks:${region}:${c.account}`, name };
+  }
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders, filled in by CloudFormation.
+  return { prefix: `arn:\${AWS::Partition}:eks:${c?.region ?? '${AWS::Region}'}:\${AWS::AccountId}`, name };
+}
+
+/** The IAM resource ARNs of clusters and of their access entries. */
+export function clusterResourceArns(
+  policy: GuardrailPolicy,
+  options: Pick<CompileIamOptions, 'clusters' | 'scope' | 'deploymentRegion'>,
+): { clusters: { 'Fn::Sub': string }[]; accessEntries: { 'Fn::Sub': string }[] } {
+  const at = options.clusters.map((alias) => locate(policy, alias, options));
+  return {
+    clusters: at.map(({ prefix, name }) => ({ 'Fn::Sub': `${prefix}:cluster/${name}` })),
+    // Access entry ARN: access-entry/<cluster>/<type>/<account>/<name>/<uuid>.
+    accessEntries: at.map(({ prefix, name }) => ({ 'Fn::Sub': `${prefix}:access-entry/${name}/*` })),
+  };
+}
+
+/** The target role each worker assumes in other accounts, after the stage prefix (infra/target-account.yml). */
+export const TARGET_ROLE_SUFFIX = {
+  grantWorker: 'target',
+  breakGlassWorker: 'break-glass-target',
+  reconciler: 'reconciler-target',
+} as const;
+
+/** Accounts other than the deployment's that the policy names (clusters with an `account`). */
+export function targetAccounts(policy: GuardrailPolicy): string[] {
+  return sorted(Object.values(policy.clusters).flatMap((c) => (c.account ? [c.account] : [])));
+}
+
+/**
+ * The worker's permission to assume its target role, only in the accounts the policy names; none when
+ * it names none. (A role may assume a role of another account only when both its own policy and the
+ * other role's trust policy allow it: this is the first half.)
+ */
+export function assumeTargetRoleStatements(
+  policy: GuardrailPolicy,
+  role: keyof typeof TARGET_ROLE_SUFFIX,
+  stagePrefix: string,
+): IamStatement[] {
+  const accounts = targetAccounts(policy);
+  if (accounts.length === 0) return [];
+  return [
+    {
+      Sid: 'AssumeTargetRoles',
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Resource: accounts.map((a) => ({
+        'Fn::Sub': `arn:\${AWS::Partition}:iam::${a}:role/${stagePrefix}-${TARGET_ROLE_SUFFIX[role]}`,
+      })),
+    },
+  ];
+}
 
 /** eks:policyArn is an ARN key: ArnLike, with the partition left open (aws, aws-cn, aws-us-gov). */
 const anyPartition = (arn: string) => arn.replace(/^arn:[^:]+:/, 'arn:*:');
@@ -206,10 +285,11 @@ export function compileWorkerEksStatements(
   for (const { sid, body, clusters, on } of shared.values()) {
     const n = (sids.get(sid) ?? 0) + 1;
     sids.set(sid, n);
+    const arns = clusterResourceArns(policy, { ...options, clusters });
     statements.push({
       Sid: n === 1 ? sid : `${sid}${n}`,
       ...body,
-      Resource: clusters.map(on === 'cluster' ? clusterArn : entriesArn),
+      Resource: on === 'cluster' ? arns.clusters : arns.accessEntries,
     } as IamStatement);
   }
   return statements;

@@ -25,9 +25,6 @@ const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 const LAYER_ARN =
   /^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+$/;
 
-// biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders, filled in by CloudFormation.
-const ARN_PREFIX = 'arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}';
-
 export default class EksAccessGrantsPlugin {
   constructor(serverless, options, { log }) {
     this.serverless = serverless;
@@ -36,11 +33,13 @@ export default class EksAccessGrantsPlugin {
 
     this.configurationVariablesSources = {
       eksArns: {
-        async resolve({ address, resolveVariable }) {
+        resolve: async ({ address, resolveVariable }) => {
           const clusters = parseClusters(await resolveVariable('self:custom.clusters'), fail);
-          const clusterArns = clusters.map((name) => ({ 'Fn::Sub': `${ARN_PREFIX}:cluster/${name}` }));
-          // Access entry ARN: access-entry/<cluster>/<type>/<account>/<name>/<uuid>.
-          const entryArns = clusters.map((name) => ({ 'Fn::Sub': `${ARN_PREFIX}:access-entry/${name}/*` }));
+          // The policy says each alias's EKS name and region (compile-iam.ts clusterResourceArns).
+          const compiler = await tsImport('./compile-iam.ts', import.meta.url);
+          const arns = compiler.clusterResourceArns(await this.policy(), { clusters });
+          const clusterArns = arns.clusters;
+          const entryArns = arns.accessEntries;
           if (address === 'clusters') return { value: clusterArns };
           if (address === 'accessEntries') return { value: entryArns };
           if (address === 'clustersAndAccessEntries') return { value: [...clusterArns, ...entryArns] };
@@ -57,10 +56,8 @@ export default class EksAccessGrantsPlugin {
               `\${eksIam:${address}}: use eksIam:${Object.keys(compiler.WORKER_SOURCES).join(' or eksIam:')}`,
             );
           }
-          const { ROOT, policyFileFrom } = await tsImport('./build.ts', import.meta.url);
-          const { loadPolicyFile } = await tsImport('../policy-file.ts', import.meta.url);
-          const policyFile = resolve(this.serverless.serviceDir ?? ROOT, policyFileFrom());
-          const policy = await loadPolicyFile(policyFile);
+          const policyFile = await this.policyFile();
+          const policy = await this.policy();
           const clusters = parseClusters(await resolveVariable('self:custom.clusters'), fail);
           const list = async (name) => compiler.parseList(await resolveVariable(`param:${name}, ""`));
           const statements = compiler.compileWorkerEksStatements(policy, address, {
@@ -77,7 +74,26 @@ export default class EksAccessGrantsPlugin {
                 'where you can (clusters with the same rules share statements), or split the stage.',
             );
           }
-          return { value: statements };
+          // Its target role in each other account the policy names (infra/target-account.yml).
+          const prefix = String((await resolveVariable('self:custom.prefix')) ?? '');
+          if (!prefix) throw fail('self:custom.prefix is empty: the target role names need the stage prefix');
+          return { value: [...statements, ...compiler.assumeTargetRoleStatements(policy, address, prefix)] };
+        },
+      },
+      // The reconciler's read-only target role in each other account the policy names.
+      targetRoles: {
+        resolve: async ({ address, resolveVariable }) => {
+          if (address !== 'reconciler') throw fail(`\${targetRoles:${address}}: use targetRoles:reconciler`);
+          const compiler = await tsImport('./compile-iam.ts', import.meta.url);
+          const prefix = await resolveVariable('self:custom.prefix');
+          const statements = compiler.assumeTargetRoleStatements(await this.policy(), 'reconciler', prefix);
+          // An inline policy needs a statement: with no other account, one that allows nothing.
+          return {
+            value:
+              statements.length > 0
+                ? statements
+                : [{ Sid: 'NoTargetAccounts', Effect: 'Deny', Action: 'sts:AssumeRole', Resource: '*' }],
+          };
         },
       },
       otel: {
@@ -108,6 +124,20 @@ export default class EksAccessGrantsPlugin {
     };
   }
 
+  async policyFile() {
+    const { ROOT, policyFileFrom } = await tsImport('./build.ts', import.meta.url);
+    return resolve(this.serverless.serviceDir ?? ROOT, policyFileFrom());
+  }
+
+  /** The guardrail policy the bundles ship (POLICY_FILE), read once. */
+  policy() {
+    this.policyPromise ??= (async () => {
+      const { loadPolicyFile } = await tsImport('../policy-file.ts', import.meta.url);
+      return loadPolicyFile(await this.policyFile());
+    })();
+    return this.policyPromise;
+  }
+
   /** With the OpenTelemetry layer on, its wrapper starts every function (provider-wide, as the layer is). */
   applyOpenTelemetry() {
     if (!this.otelExecWrapper) return;
@@ -129,7 +159,10 @@ export default class EksAccessGrantsPlugin {
     if (!first) return;
     const policy = JSON.parse(await readFile(join(first.dir, 'policy.json'), 'utf8'));
     const allowed = new Set(parseClusters(this.serverless.service.custom?.clusters, (m) => new Error(m)));
-    const uncovered = Object.keys(policy.clusters ?? {}).filter((name) => !allowed.has(name));
+    // Clusters in other accounts are reached through target roles there, not through `clusters`.
+    const uncovered = Object.entries(policy.clusters ?? {})
+      .filter(([name, cluster]) => !cluster.account && !allowed.has(name))
+      .map(([name]) => name);
     if (uncovered.length > 0) {
       // A warning, not an error: one policy file may serve several stages.
       this.log.warning(

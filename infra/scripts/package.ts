@@ -38,8 +38,12 @@ export interface PackageResult {
 
 export async function packageService(options: PackageOptions = {}): Promise<PackageResult> {
   const policyFile = options.policyFile ?? policyFileFrom();
+  // Default: the policy's clusters in the deployment's own account (others are reached through target roles).
   const requested =
-    options.clusters?.split(',') ?? Object.keys((await loadPolicyFile(resolve(ROOT, policyFile))).clusters);
+    options.clusters?.split(',') ??
+    Object.entries((await loadPolicyFile(resolve(ROOT, policyFile))).clusters)
+      .filter(([, cluster]) => cluster.account === undefined)
+      .map(([alias]) => alias);
   const clusters = requested
     .map((name) => name.trim())
     .filter(Boolean)

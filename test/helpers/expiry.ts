@@ -1,17 +1,23 @@
 /**
  * Helpers for the expiry, reconciler and convergence tests: wait for the Scheduler emulator's
- * real firing, count EKS writes, and build the real reconciler against a harness's emulators.
+ * real firing, count EKS writes, and build the real reconciler (scheduled fan-out + reconcile tasks)
+ * against a harness's emulators.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EKSClient } from '@aws-sdk/client-eks';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
 import type { ReconcilerConfig } from '../../functions/config.js';
-import type { ReconcileReport } from '../../functions/service/reconciler.js';
+import type { ClusterTarget } from '../../functions/core/cluster-target.js';
+import type { TaskOutcome } from '../../functions/service/reconcile-task.js';
+import { createReconcileTaskConsumer } from '../../functions/service/reconcile-task-wiring.js';
 import { createReconciler } from '../../functions/service/reconciler-wiring.js';
+import { createSqsRunner } from '../../infra/local/lambda-runner.js';
+import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
-import { CREDENTIALS, captureLogger, type Harness, REGION } from './harness.js';
+import { CREDENTIALS, captureLogger, type Harness, REGION, TARGET_ROLE_NAME } from './harness.js';
 
 export const EKS_WRITES = new Set([
   'CreateAccessEntry',
@@ -69,37 +75,146 @@ export interface ReconcilerOptions {
   repairDrift?: boolean;
   concurrency?: number;
   now?: () => Date;
-  /** Sees every EKS request the reconciler makes (e.g. to measure concurrency). */
+  /** Sees every EKS request the reconcile tasks make in the home account-region (e.g. to measure concurrency). */
   eksClient?: EKSClient;
+  /** Clients of other account-regions (each gets its own budget). */
+  eksFor?: (target: ClusterTarget) => EKSClient;
+  /** The per-account-region budget; default far above what loopback serves, i.e. unbudgeted. */
+  eksCallsPerSecond?: number;
+  pageSize?: number;
+  /** The task function's timeout as the local Lambda runner plays it (default 60 s). */
+  taskTimeoutMs?: number;
+  taskMarginMs?: number;
+  /** Task consumers side by side (Lambda scaling out over message groups; default 4). */
+  pollers?: number;
+  policyPath?: string;
+  /** Sees each task's outcome. */
+  onOutcome?: (outcome: TaskOutcome) => void;
+  /** The SQS client the reconciler functions use (default the harness's), e.g. to make a send fail. */
+  sqs?: SQSClient;
 }
 
-/** The real reconciler (createReconciler) wired to the harness's emulators over HTTP. */
-export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
-  const config: ReconcilerConfig = {
+/** What a reconciler run reports: the completed pass's record, as `status` shows it. */
+export type ReconcileReport = {
+  expiriesEnqueued: number;
+  principalsChecked: number;
+  drifted: number;
+  repairsEnqueued: number;
+  errors: number;
+  truncated: boolean;
+  clusters: number;
+  slices: number;
+  coverageSeconds: number;
+};
+
+const reconcileQueues = new WeakMap<Harness, Promise<QueuePair>>();
+const DEFAULT_TASK_TIMEOUT_MS = 60_000;
+
+/**
+ * The harness's reconcile queue (and its DLQ), created on first use. Its visibility timeout outlasts the
+ * task function's timeout, as deployed: otherwise SQS hands a running task to a second consumer.
+ */
+export function reconcileQueueOf(h: Harness, taskTimeoutMs = DEFAULT_TASK_TIMEOUT_MS): Promise<QueuePair> {
+  let q = reconcileQueues.get(h);
+  if (!q) {
+    const visibilityTimeoutSeconds = Math.ceil((taskTimeoutMs * 1.5) / 1000);
+    q = createQueues(h.aws.sqs, { name: 'reconcile', visibilityTimeoutSeconds, maxReceiveCount: 3 });
+    reconcileQueues.set(h, q);
+  }
+  return q;
+}
+
+export async function reconcilerConfigFor(
+  h: Harness,
+  opts: ReconcilerOptions = {},
+): Promise<ReconcilerConfig> {
+  return {
     region: REGION,
     requestQueueUrl: h.aws.queueUrl,
     breakGlassQueueUrl: h.aws.queueUrl,
     ledgerTable: h.config.ledgerTable,
     auditBusName: h.config.auditBusName,
-    policyPath: await examplePolicyJsonPath(),
+    policyPath: opts.policyPath ?? (await examplePolicyJsonPath()),
     repairDrift: opts.repairDrift ?? false,
     concurrency: opts.concurrency ?? 16,
     eksMaxAttempts: 4,
+    reconcileQueueUrl: (await reconcileQueueOf(h, opts.taskTimeoutMs)).queueUrl,
+    eksCallsPerSecond: opts.eksCallsPerSecond ?? 10_000,
+    pageSize: opts.pageSize ?? 100,
+    staleSeconds: 900,
+    taskMarginMs: opts.taskMarginMs ?? 10_000,
   };
+}
+
+/**
+ * The real reconciler wired to the harness's emulators over HTTP: `run()` is the scheduled invocation
+ * (createReconciler) followed by the reconcile-task consumer (createReconcileTaskConsumer) on the
+ * reconcile queue, played by the local Lambda runner until the queue is idle; it returns the pass's
+ * record as `status` would show it.
+ */
+export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
+  const config = await reconcilerConfigFor(h, opts);
+  const queue = await reconcileQueueOf(h, opts.taskTimeoutMs);
   const logger = captureLogger();
   const eks =
     opts.eksClient ??
     new EKSClient({ region: REGION, endpoint: h.eks.endpoint, credentials: CREDENTIALS, maxAttempts: 4 });
-  const run = createReconciler(
-    config,
+  const clients = {
+    eks,
+    // The reconciler's own identity (C3): the worker trusts `reconcile` and `expiry` requests only from it.
+    sqs: opts.sqs ?? h.aws.sqsAs('reconciler'),
+    dynamodb: h.aws.dynamodb,
+    // The reconciler publishes `drift` records as itself (the local bus tells publishers apart).
+    eventbridge: h.aws.eventbridgeAs('reconciler'),
+    // Never the SDK's default endpoints: a cluster of another account-region that a test did not
+    // wire reaches the harness's emulator (where it does not exist) rather than AWS.
+    eksFor:
+      opts.eksFor ??
+      ((target: ClusterTarget) =>
+        new EKSClient({
+          region: target.region,
+          endpoint: h.eks.endpoint,
+          credentials: CREDENTIALS,
+          maxAttempts: 4,
+        })),
+  };
+  const scheduled = createReconciler(config, logger, clients, opts.now);
+  const clock = opts.now ? () => (opts.now as () => Date)().getTime() : undefined;
+  const consume = createReconcileTaskConsumer(config, logger, clients, {
+    ...(clock && { clock }),
+    ...(opts.onOutcome && { onOutcome: opts.onOutcome }),
+  });
+  const margin = config.taskMarginMs;
+  const runner = createSqsRunner({
+    sqs: h.aws.sqsAs('reconciler'),
+    queueUrl: queue.queueUrl,
+    queueArn: queue.queueArn,
+    handler: (event, context) =>
+      consume(event, () => (clock ? clock() : Date.now()) + context.getRemainingTimeInMillis() - margin),
+    batchSize: 1,
+    functionTimeoutMs: opts.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS,
+    concurrency: opts.pollers ?? 4,
+    functionName: 'reconcileTask',
+  });
+  const ledger = ledgerOf(h);
+  return {
     logger,
-    {
-      eks,
-      sqs: h.aws.sqsAs('reconciler'),
-      dynamodb: h.aws.dynamodb,
-      eventbridge: h.aws.eventbridgeAs('reconciler'),
+    config,
+    queue,
+    /** The scheduled invocation alone. */
+    schedule: scheduled,
+    /** Runs reconcile tasks until the reconcile queue is idle. */
+    drainTasks: (maxMs = 600_000) => runner.runUntilIdle({ maxMs }),
+    async run(): Promise<ReconcileReport> {
+      await scheduled();
+      const summary = await runner.runUntilIdle({ maxMs: 600_000 });
+      if (!summary.idle) throw new Error('the reconcile queue did not go idle');
+      const last = await ledger.lastReconcileRun();
+      if (!last) {
+        const lines = logger.lines.map((l) => `${l.level} ${l.message} ${JSON.stringify(l.extra)}`);
+        throw new Error(`no reconcile pass was recorded:\n${lines.join('\n').slice(0, 4000)}`);
+      }
+      return last.report as unknown as ReconcileReport;
     },
-    opts.now,
-  );
-  return { run: (): Promise<ReconcileReport> => run(), logger };
+  };
 }

@@ -10,10 +10,12 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { AUDIT_DETAIL_TYPE } from '../../functions/adapters/audit-bus.js';
 import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
+import type { EksClientFactory } from '../../functions/adapters/target-clients.js';
 import { expiringSoonOf, type WorkerConfig } from '../../functions/config.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
@@ -38,11 +40,16 @@ import {
 import { lambdaContext } from '../../infra/local/lambda-context.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { type LocalAwsOptions, startLocalAws } from '../../infra/local/stack.js';
+import { startSts } from '../../infra/local/sts.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { schemaErrors } from './ajv.js';
 
 export const REGION = 'us-east-1';
 export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
+/** The sample policy's cluster in another account and region (infra/policy.example.yaml). */
+export const STAGING = { account: '444455556666', region: 'eu-west-1' };
+export const TARGET_ROLE_NAME = 'eks-access-grants-test-target';
+export const TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${TARGET_ROLE_NAME}`;
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -81,6 +88,8 @@ export interface HarnessOptions {
   iamPropagationWindowSeconds?: number;
   /** EXPIRING_SOON_LEAD for the worker (ISO-8601); default none, so other tests see expiry schedules only. */
   expiringSoonLead?: string;
+  /** Whether the target role exists in the staging account (default true). */
+  targetRole?: boolean;
   /** EventBridge function targets (and, to override the local identities, who each key is). */
   localAws?: Pick<LocalAwsOptions, 'identify' | 'eventTargets'>;
   /**
@@ -131,11 +140,16 @@ export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
 export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;
+  // The local STS issues the target role's sessions; the EKS emulator keeps staging's account-region
+  // apart by them (a plain key acts in the default account-region, as every other test expects).
+  const sts = await startSts();
+  if (opts.targetRole !== false) sts.createRole(TARGET_ROLE_ARN);
   const workerName = opts.worker ?? 'both';
   const workerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassWorker' : 'grantWorker';
   const schedulerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassScheduler' : 'expiryScheduler';
   const eks: EksEmulator = await startEksEmulator({
-    clusters: [{ name: 'dev' }, { name: 'prod' }],
+    clusters: [{ name: 'dev' }, { name: 'prod' }, { name: 'staging', ...STAGING }],
+    sts,
     ...(opts.eksAccountId !== undefined && { accountId: opts.eksAccountId }),
   });
   const aws = await startLocalAws({
@@ -178,10 +192,24 @@ export async function startHarness(opts: HarnessOptions = {}) {
       ...(opts.expiringSoonLead !== undefined &&
         expiringSoonOf({ EXPIRING_SOON_LEAD: opts.expiringSoonLead })),
     },
+    targetRoleName: TARGET_ROLE_NAME,
+    sessionName: 'grant-worker',
     senders: harnessBinding(workerName),
   };
   const logger = captureLogger();
   const eksCalls: string[] = [];
+  // What a worker needs for the clusters of other accounts (the sample policy's staging): STS for the
+  // target role, and EKS clients of other account-regions on the emulator.
+  const fleet = {
+    sts: new STSClient({ region: REGION, endpoint: sts.endpoint, credentials: CREDENTIALS }),
+    eksFor: ((region, credentials) =>
+      new EKSClient({
+        region,
+        endpoint: eks.endpoint,
+        credentials: credentials ?? CREDENTIALS,
+        maxAttempts: opts.eksMaxAttempts ?? 4,
+      })) as EksClientFactory,
+  };
   const handler = createWorker({
     config,
     policy,
@@ -193,6 +221,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
       // The audit bus takes eks-access-grants records only from the roles its policy names.
       eventbridge: aws.eventbridgeAs(workerActor),
       scheduler: aws.scheduler,
+      ...fleet,
     },
     logger,
     ...(opts.scheduler && { scheduler: opts.scheduler }),
@@ -211,6 +240,9 @@ export async function startHarness(opts: HarnessOptions = {}) {
 
   return {
     eks,
+    sts,
+    /** Spread into a worker's clients so it reaches staging through the target role. */
+    fleet,
     aws,
     config,
     logger,
@@ -326,6 +358,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
       const reminders = this.reminders();
       await aws.close();
       await eks.close();
+      await sts.close();
       expectValidAuditRecords(audits);
       expectValid(expiringSoonJsonSchema(), 'expiring-soon.v1', reminders);
     },

@@ -101,6 +101,7 @@ export async function startLoadStack(opts: LoadStackOptions = {}): Promise<LoadS
         dynamodb: h.aws.dynamodb,
         eventbridge: h.aws.eventbridgeAs(h.workerActor),
         scheduler: h.aws.scheduler,
+        ...h.fleet,
       },
       logger,
       onEksCall: (op) => eksOps.push(op),

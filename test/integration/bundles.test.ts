@@ -72,10 +72,16 @@ describe('what each bundle carries', () => {
     expect(carrying.map(([name]) => name)).toEqual(['roleLifecycleIntake']);
   });
 
-  test('the reconciler carries no Jira, role-mapping or intake code', () => {
-    expect(carried('reconciler', [...JIRA, ...ROLE_MAPPING, 'functions/service/ticket-intake.ts'])).toEqual(
-      [],
-    );
+  test.each(['reconciler', 'reconcileTask'])('%s carries no Jira, role-mapping or intake code', (name) => {
+    expect(carried(name, [...JIRA, ...ROLE_MAPPING, 'functions/service/ticket-intake.ts'])).toEqual([]);
+  });
+
+  test('the scheduled reconciler only fans out: no planner; its tasks carry the planner and the budget', () => {
+    expect(carried('reconciler', PLANNER)).toEqual([]);
+    expect(carried('reconcileTask', [...PLANNER, 'functions/core/token-bucket.ts'])).toEqual([
+      ...PLANNER,
+      'functions/core/token-bucket.ts',
+    ]);
   });
 
   test('no bundle carries a tracing SDK (tracing is Lambda active tracing or the ADOT layer)', () => {

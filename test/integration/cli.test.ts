@@ -8,17 +8,16 @@ import {
   EKSClient,
 } from '@aws-sdk/client-eks';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { EksAdapter } from '../../functions/adapters/eks.js';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
 import { scheduleName } from '../../functions/adapters/scheduler.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { validatePolicy } from '../../functions/core/policy.js';
-import { reconcile } from '../../functions/service/reconciler.js';
 import { run } from '../../infra/cli/main.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
+import { reconcilerFor } from '../helpers/expiry.js';
 import { EDIT, fixture, ns, VIEW } from '../helpers/fixtures.js';
-import { CREDENTIALS, captureLogger, REGION } from '../helpers/harness.js';
+import { CREDENTIALS, REGION } from '../helpers/harness.js';
 
 // Each test runs the CLI as a child process (tsx start-up included), several times: on a busy 2-core
 // machine that takes far longer than the default 60 s, which says nothing about the CLI.
@@ -260,19 +259,20 @@ describe('cli: reading commands', () => {
       ],
       expiriesDue24h: 1,
       lastReconcile: null,
+      // Fleet: the sample policy's cluster in another account, with no audit record yet.
+      targets: [
+        {
+          alias: 'staging',
+          name: 'staging',
+          account: '444455556666',
+          region: 'eu-west-1',
+          status: 'unknown',
+          lastFailure: null,
+        },
+      ],
     });
-    const eks = eksClient(stack);
-    await reconcile({
-      ledger: new LedgerAdapter(stack.harness.aws.dynamodb, 'grants'),
-      eks: new EksAdapter(eks),
-      audit: { publish: async () => {} },
-      enqueue: async () => {},
-      clusters: ['dev'],
-      repairDrift: false,
-      concurrency: 2,
-      logger: captureLogger(),
-    });
-    eks.destroy();
+    // The scheduled run and its reconcile tasks, until the pass completes and records itself.
+    await (await reconcilerFor(stack.harness)).run();
     const after = await runCli(['status', ...local(stack)]);
     expect(after.code).toBe(0);
     expect(after.stdout).toMatch(/requests-dlq\.fifo\s+1\s+0\s+-/);

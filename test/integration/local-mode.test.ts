@@ -38,6 +38,9 @@ describe('local mode (npm start)', () => {
     expect(out).toMatch(/req-dev-view-0001\s+ticket\s+granted/);
     expect(out).toMatch(/req-invalid-system-group-0001\s+ticket\s+rejected.*SYSTEM_GROUP/);
     expect(out).toMatch(/req-prod-bg-0001\s+break-glass\s+granted \(high\)/);
+    // Fleet: the staging sample went to the other account through its target role (local STS).
+    expect(out).toMatch(/req-staging-view-0001\s+ticket\s+granted/);
+    expect(out).toMatch(/Access entries on cluster staging \(account 444455556666, eu-west-1\)/);
     // The short break-glass grant expired during the run and alice's prior access is back.
     expect(out).toMatch(/expiry-\w+\s+expiry\s+expired \(high\)\s+prod:111122223333:role\/sre-alice/);
     expect(out).toMatch(/role\/sre-alice\s+sre-oncall\s+View@team-a\s+no/);
@@ -84,6 +87,12 @@ describe('local mode (npm start)', () => {
       secretAccessKey: expect.any(String),
     });
     expect(info.eksEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(info.clusters).toEqual(
+      expect.arrayContaining([
+        { alias: 'dev', name: 'dev', account: '123456789012', region: 'us-east-1' },
+        { alias: 'staging', name: 'staging', account: '444455556666', region: 'eu-west-1' },
+      ]),
+    );
     // Wait until the samples are done, then sign a request with the printed secret, as a person would.
     await new Promise<void>((resolve) => lines.on('line', (l) => l.startsWith('serving') && resolve()));
     const body = JSON.stringify(fixture('dev-edit-grant', { requestId: 'req-curl-0001' }));

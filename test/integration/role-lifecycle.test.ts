@@ -71,6 +71,8 @@ describe('role lifecycle intake → queue → worker → EKS', () => {
     expect(result.requests.map((r) => [r.action, r.clusterName, r.grantId])).toEqual([
       ['revoke', 'dev', undefined],
       ['revoke', 'prod', undefined],
+      // Every cluster of the policy, including the one in another account (through its target role).
+      ['revoke', 'staging', undefined],
     ]);
     await h.drain();
     expect(entry('dev', TEAM_A_CI)).toBeUndefined();

@@ -358,9 +358,29 @@ describe('queues', () => {
     expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
   });
 
+  it('fans reconcile tasks out on their own FIFO queue, consumed one task at a time by reconcileTask', () => {
+    const q = props<QueueProps>('ReconcileQueue', 'AWS::SQS::Queue');
+    const d = props<QueueProps>('ReconcileDeadLetterQueue', 'AWS::SQS::Queue');
+    expect(q.FifoQueue).toBe(true);
+    expect(target(q.RedrivePolicy?.deadLetterTargetArn)).toBe('ReconcileDeadLetterQueue');
+    expect(d.FifoQueue).toBe(true);
+    // A running task must never be handed to a second consumer: the budget lives in one consumer.
+    const task = props<FunctionProps>(functionId('reconcileTask'), 'AWS::Lambda::Function');
+    expect(q.VisibilityTimeout ?? 30).toBeGreaterThanOrEqual(6 * task.Timeout);
+    const mapping = mappingOf(functionId('reconcileTask'));
+    expect(target(mapping.EventSourceArn)).toBe('ReconcileQueue');
+    expect(mapping.BatchSize).toBe(1);
+    expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    for (const fn of ['reconciler', 'reconcileTask']) {
+      const env = props<FunctionProps>(functionId(fn), 'AWS::Lambda::Function').Environment?.Variables;
+      expect(env?.RECONCILE_QUEUE_URL, fn).toEqual({ Ref: 'ReconcileQueue' });
+      expect(Number(env?.RECONCILE_EKS_CALLS_PER_SECOND), fn).toBe(20);
+    }
+  });
+
   it('encrypts every queue at rest', () => {
     const queues = ofType<QueueProps>('AWS::SQS::Queue');
-    expect(queues).toHaveLength(4);
+    expect(queues).toHaveLength(6);
     for (const [id, q] of queues) expect(q.SqsManagedSseEnabled, id).toBe(true);
   });
 
@@ -418,7 +438,12 @@ describe('IAM', () => {
       expect(template.Resources[role ?? '']?.Type, id).toBe('AWS::IAM::Role');
       return role;
     });
-    expect(new Set(roles).size).toBe(roles.length);
+    // One exception: the reconcile-task consumer is the reconciler's other half and shares its role (C1
+    // binds the `reconcile` source to ReconcilerRole; only that role may send reconcile tasks).
+    expect(target(props<FunctionProps>(functionId('reconcileTask'), 'AWS::Lambda::Function').Role)).toBe(
+      'ReconcilerRole',
+    );
+    expect(new Set(roles).size).toBe(roles.length - 1);
     for (const [worker, role] of Object.entries(WORKERS)) {
       expect(target(props<FunctionProps>(functionId(worker), 'AWS::Lambda::Function').Role)).toBe(role);
     }
@@ -620,17 +645,24 @@ describe('IAM', () => {
     }
     const ledger = render({ 'Fn::GetAtt': ['LedgerTable', 'Arn'] });
     expect(allowed('ReconcilerRole', 'dynamodb:Query', ledger)).toBe(true);
-    // Its one write: the record of its last run (for the operator CLI's status), and nothing else.
+    // Its writes: the record of its last run (for the operator CLI's status), its pass, and the per-cluster
+    // cursors of the fan-out (issue 13), and nothing else.
     const grantKey = { 'dynamodb:LeadingKeys': ['P#dev#arn:aws:iam::111122223333:role/x'] };
-    expect(allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, grantKey)).toBe(false);
+    const cursor = { 'dynamodb:LeadingKeys': [`RECONCILE#${ACCOUNT}#${REGION}#dev`] };
+    const own = { 'dynamodb:LeadingKeys': ['RECONCILER'] };
+    for (const action of ['dynamodb:PutItem', 'dynamodb:GetItem']) {
+      expect(allowed('ReconcilerRole', action, ledger, grantKey), action).toBe(false);
+      expect(allowed('ReconcilerRole', action, ledger, own), action).toBe(true);
+      expect(allowed('ReconcilerRole', action, ledger, cursor), action).toBe(true);
+    }
     expect(
-      allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
-    ).toBe(true);
+      allowed('ReconcilerRole', 'dynamodb:PutItem', ledger, {
+        'dynamodb:LeadingKeys': ['ROLE#111122223333#x'],
+      }),
+    ).toBe(false);
     for (const action of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
-      expect(
-        allowed('ReconcilerRole', action, ledger, { 'dynamodb:LeadingKeys': ['RECONCILER'] }),
-        action,
-      ).toBe(false);
+      expect(allowed('ReconcilerRole', action, ledger, own), action).toBe(false);
+      expect(allowed('ReconcilerRole', action, ledger, cursor), action).toBe(false);
     }
   });
 });
@@ -648,6 +680,9 @@ describe('sender binding: queue policies and TRUSTED_SENDERS', () => {
     BreakGlassQueue: ['BreakGlassIntakeRole', 'BreakGlassSchedulerRole', 'OperatorRole'],
     RequestDeadLetterQueue: ['GrantWorkerRole'],
     BreakGlassDeadLetterQueue: ['BreakGlassWorkerRole'],
+    // Issue 13: the scheduled fan-out and the tasks' continuations; its DLQ only by SQS's own redrive.
+    ReconcileQueue: ['ReconcilerRole'],
+    ReconcileDeadLetterQueue: [],
   };
   const STRANGER = `arn:aws:iam::${ACCOUNT}:role/PowerUser`;
   const ADMIN = `arn:aws:iam::${ACCOUNT}:root`;
@@ -672,14 +707,20 @@ describe('sender binding: queue policies and TRUSTED_SENDERS', () => {
     for (const [queue, worker] of [
       ['RequestQueue', 'GrantWorkerRole'],
       ['BreakGlassQueue', 'BreakGlassWorkerRole'],
+      ['ReconcileQueue', 'ReconcilerRole'],
     ] as const) {
       for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue']) {
         const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, queue));
         expect(may, `${action} on ${queue}`).toEqual(action === 'sqs:PurgeQueue' ? [] : [worker]);
       }
     }
-    for (const dlq of ['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue']) {
-      for (const action of ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage']) {
+    for (const dlq of ['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue', 'ReconcileDeadLetterQueue']) {
+      // Dead reconcile tasks are read and discarded, never redriven (a fresh pass replaces them).
+      const actions =
+        dlq === 'ReconcileDeadLetterQueue'
+          ? ['sqs:ReceiveMessage', 'sqs:DeleteMessage']
+          : ['sqs:ReceiveMessage', 'sqs:StartMessageMoveTask', 'sqs:DeleteMessage'];
+      for (const action of actions) {
         const may = [...roleIds(), STRANGER].filter((p) => mayCall(p, action, dlq));
         expect(may, `${action} on ${dlq}`).toEqual(['OperatorRole']);
       }
@@ -1074,6 +1115,8 @@ describe('IAM compiled from the guardrail policy (the sample policy)', () => {
       if (!parsed.ok || parsed.request.action !== 'grant') continue;
       const request = parsed.request;
       if (!decide(policy, request, new Date()).allowed) continue;
+      // Clusters in other accounts are reached through the target roles there (target-account test).
+      if (policy.clusters[request.clusterName]?.account) continue;
       const worker = request.source === 'break-glass' ? WORKERS.breakGlassWorker : WORKERS.grantWorker;
       for (const { policyArn, accessScope } of request.accessPolicies ?? []) {
         const context: Context = {
@@ -1226,13 +1269,16 @@ describe('alarms', () => {
       .map(([, a]) => a)
       .filter((a) => a.MetricName === metric && a.Dimensions.some((d) => target(d.Value) === dimension));
 
-  it.each(['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue'])('alarms on any message in %s', (dlq) => {
-    const [alarm] = alarmsOn('ApproximateNumberOfMessagesVisible', dlq);
-    expect(alarm).toBeDefined();
-    expect(alarm?.Threshold).toBe(0);
-    expect(alarm?.ComparisonOperator).toBe('GreaterThanThreshold');
-    expect(alarm?.AlarmActions.map(target)).toEqual(['AlarmTopic']);
-  });
+  it.each(['RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue', 'ReconcileDeadLetterQueue'])(
+    'alarms on any message in %s',
+    (dlq) => {
+      const [alarm] = alarmsOn('ApproximateNumberOfMessagesVisible', dlq);
+      expect(alarm).toBeDefined();
+      expect(alarm?.Threshold).toBe(0);
+      expect(alarm?.ComparisonOperator).toBe('GreaterThanThreshold');
+      expect(alarm?.AlarmActions.map(target)).toEqual(['AlarmTopic']);
+    },
+  );
 
   it.each(['RequestQueue', 'BreakGlassQueue'])('alarms when requests wait too long in %s', (queue) => {
     expect(alarmsOn('ApproximateAgeOfOldestMessage', queue)).toHaveLength(1);

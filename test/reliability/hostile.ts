@@ -375,7 +375,7 @@ const policyDenied: fc.Arbitrary<BadBody> = fc.oneof(
   fc
     .oneof(
       fc.constantFrom(
-        'staging',
+        'qa',
         'constructor',
         'toString',
         'hasOwnProperty',

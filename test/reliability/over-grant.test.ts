@@ -1,6 +1,6 @@
 /**
  * Over-grant: random, valid-shaped requests (most of them asking for more than the sample policy allows)
- * for many principals on three clusters (dev and prod from the policy, staging not in it) go through the
+ * for many principals on three clusters (dev and prod from the policy, qa not in it) go through the
  * queue and the real worker. Afterwards nothing in EKS may exceed what the policy allows, as read by the
  * independent checker in policy-ceiling.ts, beyond the access a principal already had (its baseline).
  */
@@ -12,7 +12,7 @@ import { startLoadStack } from '../helpers/load-stack.js';
 import { PolicyCeiling, type RawPolicy } from './policy-ceiling.js';
 import { OVER_GRANT, SCALE, SEED, TEST_TIMEOUT_MS } from './scale.js';
 
-const CLUSTERS = ['dev', 'prod', 'staging'] as const;
+const CLUSTERS = ['dev', 'prod', 'qa'] as const;
 const POLICY_NAMES = [
   'AmazonEKSClusterAdminPolicy',
   'AmazonEKSAdminPolicy',
@@ -215,7 +215,7 @@ const nearlyAllowed: fc.Arbitrary<Draft> = fc
         d.approvedBy = grantIndex % 2 ? [] : ['alice@example.com'];
         break;
       case 'cluster':
-        d.clusterName = d.clusterName === 'dev' ? (grantIndex % 2 ? 'prod' : 'staging') : 'dev';
+        d.clusterName = d.clusterName === 'dev' ? (grantIndex % 2 ? 'prod' : 'qa') : 'dev';
         break;
       case 'source':
         d.source = d.source === 'ticket' ? 'break-glass' : 'ticket';
@@ -272,7 +272,7 @@ describe('the independent policy ceiling', () => {
     ).toBe(1);
     expect(flagged('dev', entry({ kubernetesGroups: ['admins'] }))).toBe(1);
     expect(flagged('dev', entry({ username: 'cluster-admin' }))).toBe(1);
-    expect(flagged('staging', entry({ policies: [view(['team-a'])] }))).toBe(1);
+    expect(flagged('qa', entry({ policies: [view(['team-a'])] }))).toBe(1);
     expect(
       flagged(
         'dev',
@@ -321,7 +321,7 @@ describe(`over-grant (${SCALE}: ${OVER_GRANT.workloads} workloads × ${OVER_GRAN
             config: { retryBaseSeconds: 1 },
           });
           try {
-            stack.h.eks.addCluster('staging');
+            stack.h.eks.addCluster('qa');
             for (const s of SEEDS) stack.h.eks.seedEntry(s.cluster, s.entry);
             const baselines = new Map(
               SEEDS.map((s) => [`${s.cluster} ${s.entry.principalArn}`, stack.h.eks.snapshot(s.cluster)[0]!]),

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GuardrailPolicy, validatePolicy } from '../../functions/core/policy.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import {
+  assumeTargetRoleStatements,
   compileWorkerEksStatements,
   type IamStatement,
   policySize,
@@ -216,6 +217,7 @@ describe('the osls plugin variable eksIam:<worker>', () => {
     };
     const resolveVariable = async (v: string) => {
       if (v === 'self:custom.clusters') return 'dev,prod';
+      if (v === 'self:custom.prefix') return 'eks-access-grants-dev';
       return params[/^param:(\w+)/.exec(v)?.[1] ?? ''] ?? '';
     };
     return plugin.configurationVariablesSources.eksIam.resolve({ address, resolveVariable });
@@ -224,7 +226,21 @@ describe('the osls plugin variable eksIam:<worker>', () => {
   it('compiles the POLICY_FILE the bundles ship, and follows it when it changes', async () => {
     process.env.POLICY_FILE = EXAMPLE_POLICY_PATH;
     const fromSample = (await resolveFor('grantWorker')).value;
-    expect(fromSample).toEqual(compileWorkerEksStatements(example, 'grantWorker', { clusters: CLUSTERS }));
+    expect(fromSample).toEqual([
+      ...compileWorkerEksStatements(example, 'grantWorker', { clusters: CLUSTERS }),
+      // Fleet: its target role in the accounts the policy names (staging's), and nowhere else.
+      {
+        Sid: 'AssumeTargetRoles',
+        Effect: 'Allow',
+        Action: 'sts:AssumeRole',
+        Resource: [
+          { 'Fn::Sub': `arn:${'$'}{AWS::Partition}:iam::444455556666:role/eks-access-grants-dev-target` },
+        ],
+      },
+    ]);
+    expect(assumeTargetRoleStatements(example, 'breakGlassWorker', 'p')[0]?.Resource).toEqual([
+      { 'Fn::Sub': `arn:${'$'}{AWS::Partition}:iam::444455556666:role/p-break-glass-target` },
+    ]);
 
     const doc = await sample();
     const prodTicket = doc.clusters.prod?.rules.ticket;

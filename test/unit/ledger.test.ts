@@ -111,12 +111,3 @@ describe('narrowGrants (revoke by name)', () => {
     ]);
   });
 });
-
-describe('reconciler rotation', () => {
-  test('starts at a random principal and still visits every one exactly once', async () => {
-    const { rotate } = await import('../../functions/service/reconciler.js');
-    expect(rotate(['a', 'b', 'c', 'd'], () => 0.5)).toEqual(['c', 'd', 'a', 'b']);
-    expect(rotate(['a', 'b', 'c', 'd'], () => 0)).toEqual(['a', 'b', 'c', 'd']);
-    expect(rotate([], () => 0.9)).toEqual([]);
-  });
-});

@@ -138,11 +138,9 @@ describe('the sample policy file', () => {
 
 describe('decide: denials (deny by default)', () => {
   test('denies a cluster that is not in the policy', () => {
-    const reason = denial(decide(policy, request({ clusterName: 'staging' }), NOW));
+    const reason = denial(decide(policy, request({ clusterName: 'qa' }), NOW));
     expect(reason.code).toBe(POLICY_DENIED);
-    expect(reason.message).toBe(
-      'clusters.staging: cluster staging is not in the guardrail policy (deny by default)',
-    );
+    expect(reason.message).toBe('clusters.qa: cluster qa is not in the guardrail policy (deny by default)');
   });
 
   test('denies a cluster named like an Object.prototype property', () => {
@@ -374,8 +372,8 @@ describe('decide: allowed paths', () => {
   });
 
   test('denies a revoke on a cluster that is not in the policy', () => {
-    const revoke = request({ action: 'revoke', clusterName: 'staging', grantId: 'req-0' });
-    expect(denial(decide(policy, revoke, NOW)).message).toMatch(/^clusters\.staging: /);
+    const revoke = request({ action: 'revoke', clusterName: 'qa', grantId: 'req-0' });
+    expect(denial(decide(policy, revoke, NOW)).message).toMatch(/^clusters\.qa: /);
   });
 
   test('allows expiry and reconcile messages on a listed cluster', () => {

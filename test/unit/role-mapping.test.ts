@@ -301,7 +301,7 @@ describe('planning', () => {
     >;
     const plan = planRoleEvent(policy, del, first.record);
     expect(plan.requests).toEqual(
-      ['dev', 'prod'].map((clusterName) => ({
+      ['dev', 'prod', 'staging'].map((clusterName) => ({
         schemaVersion: 1,
         requestId: `iam-4b9c2e57-0f2a-4a3e-8a3c-7d1e5f6a0b07-${clusterName}`,
         action: 'revoke',
@@ -317,7 +317,7 @@ describe('planning', () => {
 
   test('DeleteRole of a role never seen revokes by the path-less ARN and warns that it guessed', () => {
     const plan = planRoleEvent(policy, parsed('delete-role'), undefined);
-    expect(plan.requests.map((r) => r.principalArn)).toEqual([TEAM_A_CI, TEAM_A_CI]);
+    expect(plan.requests.map((r) => r.principalArn)).toEqual([TEAM_A_CI, TEAM_A_CI, TEAM_A_CI]);
     expect(plan.notes[0]).toMatchObject({ level: 'warn', message: expect.stringContaining('assuming') });
   });
 

@@ -1,6 +1,7 @@
 /** `audit [--principal P] [--cluster C] [--since PT24H]`: the audit history, oldest first. */
 import type { AuditRecord } from '../../../functions/core/audit.js';
 import { readAudit } from '../audit-source.js';
+import { whereOfArn, whereText } from '../clusters.js';
 import { type Command, optStr } from '../context.js';
 import { dash, durationFlag, table } from '../output.js';
 
@@ -39,7 +40,17 @@ export const audit: Command = {
 export function auditTable(records: AuditRecord[]): string {
   if (records.length === 0) return '(no audit records)';
   return table(
-    ['at', 'outcome', 'source', 'cluster', 'principal', 'request', 'grant', 'reason / EKS calls'],
+    [
+      'at',
+      'outcome',
+      'source',
+      'cluster',
+      'account/region',
+      'principal',
+      'request',
+      'grant',
+      'reason / EKS calls',
+    ],
     records.map((r) => [
       r.at,
       r.outcome + (r.severity === 'high' ? ' (high)' : ''),
@@ -53,6 +64,8 @@ export function auditTable(records: AuditRecord[]): string {
         : r.outcome === 'extended'
           ? `until ${r.expiresAt} (was ${dash(r.previousExpiresAt)})`
           : r.changes.map((c) => c.operation).join(', ') || '-',
+      // Last, so the columns before keep their places: where the cluster is (fleet).
+      whereText(whereOfArn(r.clusterArn)),
     ]),
   );
 }

@@ -3,14 +3,20 @@
  * grants with what each grants. Active by default; `--expiring-within` keeps active, time-boxed grants
  * that end within that time (overdue ones included: they are still active until their expiry lands).
  */
+import type { ClusterTarget } from '../../../functions/core/cluster-target.js';
 import type { Grant } from '../../../functions/core/ledger.js';
 import type { PolicyAssociation } from '../../../functions/core/types.js';
+import { clustersOf } from '../clusters.js';
 import { type Command, optStr } from '../context.js';
 import { dash, durationFlag, policiesText, table } from '../output.js';
 
 export interface GrantRow {
   grantId: string;
+  /** The alias (policy key) requests name. */
   clusterName: string;
+  /** Where the cluster is (null when the policy no longer names it). */
+  account: string | null;
+  region: string | null;
   principalArn: string;
   source: string;
   status: string;
@@ -57,19 +63,23 @@ export const grants: Command = {
       within === undefined ? undefined : ctx.now().getTime() + durationFlag('expiring-within', within);
     const all = optStr(ctx, 'status') === 'all';
     const ledger = ctx.clients.ledger();
+    // The ledger is keyed by cluster key (account, region and name outside the deployment's own).
+    const clusters = await clustersOf(ctx);
+    const key = cluster === undefined ? undefined : (clusters?.keyOf(cluster) ?? cluster);
     const records =
-      cluster !== undefined && principal !== undefined
-        ? [await ledger.load(cluster, principal)]
-        : (await ledger.scanRecords(cluster)).filter(
+      key !== undefined && principal !== undefined
+        ? [await ledger.load(key, principal)]
+        : (await ledger.scanRecords(key)).filter(
             (r) => principal === undefined || r.principalArn === principal,
           );
     const rows: GrantRow[] = [];
     for (const r of records) {
+      const where = clusters?.fromKey(r.clusterName);
       for (const g of r.grants) {
         if (!all && g.status !== 'active') continue;
         if (horizon !== undefined && (g.expiresAt === undefined || Date.parse(g.expiresAt) > horizon))
           continue;
-        rows.push(grantRow(r.clusterName, r.principalArn, g));
+        rows.push(grantRow(where?.alias ?? r.clusterName, r.principalArn, g, where));
       }
     }
     rows.sort(
@@ -93,6 +103,7 @@ export const grants: Command = {
               'requested by',
               'approved by',
               'grants',
+              'account/region',
             ],
             rows.map((g) => [
               g.grantId,
@@ -108,16 +119,24 @@ export const grants: Command = {
                   .filter(Boolean)
                   .join(' '),
               ),
+              g.account === null ? '-' : `${g.account}/${g.region}`,
             ]),
           );
     return { json: rows, text, exit: 0 };
   },
 };
 
-export function grantRow(clusterName: string, principalArn: string, g: Grant): GrantRow {
+export function grantRow(
+  clusterName: string,
+  principalArn: string,
+  g: Grant,
+  where?: Pick<ClusterTarget, 'account' | 'region'>,
+): GrantRow {
   return {
     grantId: g.grantId,
     clusterName,
+    account: where?.account ?? null,
+    region: where?.region ?? null,
     principalArn,
     source: g.source,
     status: g.status,

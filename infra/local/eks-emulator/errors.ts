@@ -11,7 +11,9 @@ export type EksErrorType =
   | 'ServiceUnavailableException'
   | 'ThrottlingException'
   | 'SerializationException'
-  | 'UnknownOperationException';
+  | 'UnknownOperationException'
+  // 403 for a caller IAM does not authorize (the EKS API reference's AccessDeniedException).
+  | 'AccessDeniedException';
 
 const STATUS: Record<EksErrorType, number> = {
   InvalidParameterException: 400,
@@ -24,6 +26,7 @@ const STATUS: Record<EksErrorType, number> = {
   ThrottlingException: 429,
   SerializationException: 400,
   UnknownOperationException: 404,
+  AccessDeniedException: 403,
 };
 
 export class EksApiError extends Error {

@@ -68,9 +68,26 @@ interface Cluster {
   deletedAt: Map<string, number>;
 }
 
+/**
+ * IAM principals as EKS sees them. IAM is one per partition, not per cluster or account-region: a role
+ * deleted and recreated is stale on every cluster of every account it has entries in, so the models
+ * of all account-regions (eks-emulator.ts) share one registry.
+ */
+export class PrincipalRegistry {
+  /** Current id of every IAM principal the emulator has seen, keyed by ARN. */
+  readonly ids = new Map<string, string>();
+  /** When createPrincipal/recreatePrincipal last created each principal; absent = long-standing. */
+  readonly createdAt = new Map<string, number>();
+  /** Principals deleted in IAM and not created again. */
+  readonly deleted = new Set<string>();
+  counter = 0;
+}
+
 export interface ModelOptions {
   region: string;
   accountId: string;
+  /** Shared between account-regions; default: this model's own. */
+  principals?: PrincipalRegistry;
   entryQuota: number;
   maxNamespacesPerScope?: number;
   now?: () => number;
@@ -84,17 +101,18 @@ export interface CreateWindows {
 
 export class EksModel {
   private readonly clusters = new Map<string, Cluster>();
-  /** Current id of every IAM principal the emulator has seen, keyed by ARN. */
-  private readonly principalIds = new Map<string, string>();
-  /** When createPrincipal/recreatePrincipal last created each principal; absent = long-standing. */
-  private readonly principalCreatedAt = new Map<string, number>();
-  /** Principals deleted in IAM and not created again. */
-  private readonly deletedPrincipals = new Set<string>();
-  private idCounter = 0;
+  private readonly iam: PrincipalRegistry;
+  private readonly principalIds: Map<string, string>;
+  private readonly principalCreatedAt: Map<string, number>;
+  private readonly deletedPrincipals: Set<string>;
   private readonly now: () => number;
 
   constructor(private readonly opts: ModelOptions) {
     this.now = opts.now ?? Date.now;
+    this.iam = opts.principals ?? new PrincipalRegistry();
+    this.principalIds = this.iam.ids;
+    this.principalCreatedAt = this.iam.createdAt;
+    this.deletedPrincipals = this.iam.deleted;
   }
 
   // ---- control surface (in-process, no faults) ----
@@ -526,10 +544,10 @@ export class EksModel {
   }
 
   private newPrincipalId(principalArn: string): string {
-    this.idCounter += 1;
+    this.iam.counter += 1;
     // IAM ids are 21 chars: AROA for roles, AIDA for users, then 17 upper-case alphanumerics.
     const prefix = principalArn.includes(':user/') ? 'AIDA' : 'AROA';
-    return prefix + this.idCounter.toString(36).toUpperCase().padStart(17, '0');
+    return prefix + this.iam.counter.toString(36).toUpperCase().padStart(17, '0');
   }
 }
 

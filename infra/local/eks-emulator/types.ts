@@ -29,11 +29,32 @@ export interface AccessScope {
   namespaces?: string[];
 }
 
+/** Where a cluster is: EKS keeps each account-region apart. */
+export interface AccountRegion {
+  account: string;
+  region: string;
+}
+
 export interface EksEmulatorOptions {
   port?: number;
+  /** The default account-region: where callers with a plain local access key act. */
   region?: string;
   accountId?: string;
-  clusters?: Array<{ name: string; authenticationMode?: AuthenticationMode }>;
+  /** Clusters to create; account and region default to the emulator's. */
+  clusters?: Array<{
+    name: string;
+    authenticationMode?: AuthenticationMode;
+    account?: string;
+    region?: string;
+  }>;
+  /**
+   * The local STS (infra/local/sts.ts): its sessions act in their role's account. Absent: every caller
+   * acts in the default account-region.
+   */
+  sts?: {
+    issued(accessKeyId: string): boolean;
+    sessionOf(accessKeyId: string): { account: string } | undefined;
+  };
   entryQuota?: number;
   /** Ceiling on namespaces per access scope (see rules.ts DEFAULT_MAX_NAMESPACES_PER_SCOPE). */
   maxNamespacesPerScope?: number;
@@ -67,6 +88,9 @@ export interface EksCall {
   operation: EksOperation;
   clusterName?: string;
   principalArn?: string;
+  /** Set only for calls outside the default account-region. */
+  account?: string;
+  region?: string;
   status: number;
   /** Epoch milliseconds when the request arrived. */
   at: number;
@@ -105,11 +129,12 @@ export interface EksEmulator {
   /** Every HTTP call received for a known operation, including failed ones, in completion order. */
   calls(): EksCall[];
   resetCalls(): void;
-  addCluster(name: string, authenticationMode?: AuthenticationMode): void;
+  /** `at` (here and below): the cluster's account-region; default: the emulator's. */
+  addCluster(name: string, authenticationMode?: AuthenticationMode, at?: AccountRegion): void;
   /** Bypasses faults, the quota and the eventual-consistency window; throws on a duplicate or bad input. */
-  seedEntry(cluster: string, entry: SeedEntry): void;
+  seedEntry(cluster: string, entry: SeedEntry, at?: AccountRegion): void;
   /** Entries sorted by principalArn, policies by policyArn, groups and namespaces sorted. */
-  snapshot(cluster: string): EntrySnapshot[];
+  snapshot(cluster: string, at?: AccountRegion): EntrySnapshot[];
   /** Simulates deleting and recreating the IAM principal: same ARN, new principal id, freshly created. */
   recreatePrincipal(principalArn: string): void;
   /** Simulates creating the IAM principal now (it is unknown to EKS for `iamPropagationMs`). */
@@ -117,5 +142,5 @@ export interface EksEmulator {
   /** Simulates deleting the IAM principal: CreateAccessEntry calls it invalid until it is created again. */
   deletePrincipal(principalArn: string): void;
   /** True when the entry was created for an earlier incarnation of the principal (it no longer works in EKS). */
-  isStale(cluster: string, principalArn: string): boolean;
+  isStale(cluster: string, principalArn: string, at?: AccountRegion): boolean;
 }

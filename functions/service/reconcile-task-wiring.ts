@@ -1,0 +1,123 @@
+/**
+ * Clients → adapters → the reconcile-task consumer, built once per cold start: per account-region one
+ * EKS client with its budget (adapters/eks-budget.ts, core/token-bucket.ts).
+ */
+import { EKSClient } from '@aws-sdk/client-eks';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { AuditBusAdapter } from '../adapters/audit-bus.js';
+import { EksAdapter } from '../adapters/eks.js';
+import { withCallBudget } from '../adapters/eks-budget.js';
+import { targetClientsFor } from '../adapters/target-clients.js';
+import type { ReconcilerConfig } from '../config.js';
+import type { ClusterTarget } from '../core/cluster-target.js';
+import { parseReconcileTask } from '../core/reconcile-task.js';
+import { eksCallBudget } from '../core/token-bucket.js';
+import type { ServiceLogger, ServiceMetrics } from './grant-service.js';
+import { type ReconcileTaskDeps, runReconcileTask, type TaskOutcome } from './reconcile-task.js';
+import { common, defaultClients, type ReconcilerClients } from './reconciler-wiring.js';
+
+export interface TaskConsumerOptions {
+  metrics?: ServiceMetrics;
+  /** Epoch ms; the reconcile tasks' clock (drift `now`, deadlines). */
+  clock?: () => number;
+  /** Sees every task's outcome (tests and the benchmark). */
+  onOutcome?: (outcome: TaskOutcome) => void;
+}
+
+/**
+ * The reconcile-task consumer: an SQS handler (batch size 1 deployed) that runs each task until
+ * `deadline()`. A body that is not a task is logged and acknowledged (no retry can fix it); a task
+ * that failed on the ledger or the queue is reported as a batch item failure, so SQS redelivers it.
+ */
+export function createReconcileTaskConsumer(
+  config: ReconcilerConfig,
+  logger: ServiceLogger,
+  clients: ReconcilerClients = defaultClients(config),
+  opts: TaskConsumerOptions = {},
+): (event: SQSEvent, deadline: () => number) => Promise<SQSBatchResponse> {
+  const c = common(config, clients);
+  const home = c.directory.home;
+  // One budget and one client per account-region, for the life of the execution environment. Tasks of
+  // one account-region are one FIFO group, so only this consumer spends that budget right now.
+  // Other accounts: the reconciler's read-only target role there (infra/target-account.yml).
+  const targets = clients.eksFor
+    ? undefined
+    : targetClientsFor(config, c.directory, clients.eks, clients.sts);
+  const budgeted = new Map<string, EKSClient>();
+  const clientFor = (target: ClusterTarget): EKSClient => {
+    const key = `${target.account}:${target.region}`;
+    let client = budgeted.get(key);
+    if (!client) {
+      const isHome = target.account === home.account && target.region === home.region;
+      const raw = isHome
+        ? clients.eks
+        : (clients.eksFor?.(target) ??
+          targets?.clientFor(target) ??
+          new EKSClient({
+            region: target.region,
+            maxAttempts: config.eksMaxAttempts,
+            retryMode: 'standard',
+          }));
+      client = withCallBudget(raw, eksCallBudget(config.eksCallsPerSecond));
+      budgeted.set(key, client);
+    }
+    return client;
+  };
+  // renew: a refused target-role session is dropped so the next client asks STS again (budget kept).
+  const eks = new EksAdapter(clients.eks, undefined, {
+    clientFor,
+    renew: (target) => {
+      const renewed = targets?.renew(target) ?? false;
+      if (renewed) budgeted.delete(`${target.account}:${target.region}`);
+      return renewed;
+    },
+  });
+  const deps: ReconcileTaskDeps = {
+    directory: c.directory,
+    ledger: c.ledger,
+    state: c.state,
+    eks: { readCurrent: (target, principalArn) => eks.readCurrent(target, principalArn) },
+    audit: new AuditBusAdapter(clients.eventbridge, config.auditBusName, logger),
+    enqueue: c.enqueue,
+    tasks: c.tasks,
+    repairDrift: config.repairDrift,
+    concurrency: config.concurrency,
+    pageSize: config.pageSize,
+    logger,
+    ...(opts.clock && { clock: opts.clock }),
+  };
+  return async (event, deadline) => {
+    const batchItemFailures: { itemIdentifier: string }[] = [];
+    for (const record of event.Records) {
+      // FIFO: after a failure, later messages of the batch go back too, or they would overtake it.
+      if (batchItemFailures.length > 0) {
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+        continue;
+      }
+      const parsed = parseReconcileTask(record.body);
+      if (!parsed.ok) {
+        logger.error('not a reconcile task; acknowledged and dropped', { reason: parsed.reason });
+        continue;
+      }
+      try {
+        const outcome = await runReconcileTask(deps, parsed.task, deadline());
+        opts.onOutcome?.(outcome);
+        if (outcome.outcome !== 'dropped')
+          opts.metrics?.count('ReconcileTask_principalsChecked', outcome.checked);
+        logger.info('reconcile task finished', {
+          passId: parsed.task.passId,
+          clusterName: parsed.task.cluster,
+          ...outcome,
+        });
+      } catch (err) {
+        logger.error('reconcile task failed; SQS will redeliver it', {
+          passId: parsed.task.passId,
+          clusterName: parsed.task.cluster,
+          error: (err as Error).message,
+        });
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+      }
+    }
+    return { batchItemFailures };
+  };
+}
