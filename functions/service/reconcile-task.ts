@@ -218,8 +218,13 @@ async function finishCluster(
   now: Date,
 ): Promise<boolean> {
   // Clusters of other account-regions finish concurrently: a lost conditional put re-reads and retries.
-  for (let attempt = 0; attempt < 20; attempt++) {
+  // Every lost put means another writer's put won, and each cluster completes once (plus a bounded
+  // number of progress touches), so 2 × clusters + 10 rounds always suffice; the fleet simulation's 50
+  // account-regions finishing at the same instant needed more than a fixed 20.
+  let rounds = 20;
+  for (let attempt = 0; attempt < rounds; attempt++) {
     const pass = await deps.state.getPass();
+    if (pass) rounds = Math.max(rounds, 2 * pass.clusters.length + 10);
     if (!pass || pass.passId !== passId || pass.done[pk]) return false;
     const next = completeCluster(pass, pk, stats, now);
     if (!(await deps.state.putPass(next, pass.version))) continue;
