@@ -17,7 +17,7 @@ import { createReconciler } from '../../functions/service/reconciler-wiring.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
-import { CREDENTIALS, captureLogger, type Harness, REGION, TARGET_ROLE_NAME } from './harness.js';
+import { CREDENTIALS, captureLogger, type Harness, REGION } from './harness.js';
 
 export const EKS_WRITES = new Set([
   'CreateAccessEntry',

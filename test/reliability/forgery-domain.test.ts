@@ -38,7 +38,6 @@ const TICKET_SECRET = 'forgery-ticket-secret';
 const BREAK_GLASS_SECRET = 'forgery-break-glass-secret';
 const TICKET_PARAM = '/forgery/ticket';
 const BREAK_GLASS_PARAM = '/forgery/break-glass';
-const ADMIN_ROLE = 'arn:aws:iam::111122223333:role/platform-admin';
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
 const GINA = { accountId: '5b10a2844c20165700ede21g', emailAddress: 'gina@example.com' };
 const FRANK = { accountId: '5b10ac8d82e05b22cc7d4ef5', emailAddress: 'frank@example.com' };

@@ -113,6 +113,7 @@ describe('parsing TRUSTED_SENDERS and DEAD_LETTER_SENDERS', () => {
     ['a list', `["${TICKET_INTAKE}"]`, /JSON object of source/],
     ['an unknown source', `{"tickets":["${TICKET_INTAKE}"]}`, /unknown source "tickets"/],
     ['an empty list', '{"ticket":[]}', /non-empty JSON list/],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text CloudFormation would leave unresolved
     ['an unresolved Fn::Sub', '{"ticket":["${TicketIntakeRole.RoleId}"]}', /not an IAM unique id/],
     ['an ARN instead of a role id', '{"ticket":["arn:aws:iam::1:role/x"]}', /not an IAM unique id/],
     ['no source at all', '{}', /names no source/],
