@@ -3,6 +3,9 @@
  * `grants` / `audit` say which account and region each cluster is in. The CLI runs as a child process
  * against the loopback stack (helpers/cli.ts).
  */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { fixture } from '../helpers/fixtures.js';
@@ -70,5 +73,20 @@ describe('operator CLI on a fleet', () => {
     expect(audit.stdout).toMatch(
       /failed\s+ticket\s+staging\s.*TARGET_ROLE_UNAVAILABLE.*444455556666\/eu-west-1/,
     );
+  });
+
+  test('plan refuses a cluster in another account with a clear error (exit 1) instead of planning against the home account', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-fleet-plan-'));
+    const file = join(dir, 'request.json');
+    await writeFile(
+      file,
+      JSON.stringify({ ...fixture('dev-view-grant'), requestId: 'req-stg-plan', clusterName: 'staging' }),
+    );
+    const r = await runCli(['plan', ...local(stack), '--file', file, '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /plan for staging \(account 444455556666, region eu-west-1\) is not supported yet/,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
