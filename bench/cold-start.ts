@@ -54,6 +54,9 @@ function initEnv(name: string, dir: string): Record<string, string> {
     TICKET_SECRET_PARAM: '/eks-access-grants/bench/ticket-webhook-secret',
     BREAK_GLASS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/break-glass.fifo',
     BREAK_GLASS_SECRET_PARAM: '/eks-access-grants/bench/break-glass-webhook-secret',
+    // The sample policy names a cluster in another account (staging): the functions that reach EKS need the
+    // target role's name at cold start (config.ts).
+    TARGET_ROLE_NAME: 'eks-access-grants-bench-target',
   };
 }
 

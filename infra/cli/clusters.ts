@@ -6,6 +6,7 @@
 import { accountOfQueue, ClusterDirectory, type ClusterTarget } from '../../functions/core/cluster-target.js';
 import { loadPolicyFile } from '../policy-file.js';
 import type { Context } from './context.js';
+import { CliError } from './errors.js';
 
 const cache = new WeakMap<Context, Promise<ClusterDirectory | undefined>>();
 
@@ -39,4 +40,20 @@ export function whereText(target: Pick<ClusterTarget, 'account' | 'region'> | un
 export function whereOfArn(arn: string | undefined): { account: string; region: string } | undefined {
   const m = /^arn:[^:]+:eks:([^:]+):(\d{12}):cluster\//.exec(arn ?? '');
   return m?.[1] && m[2] ? { region: m[1], account: m[2] } : undefined;
+}
+
+/**
+ * The live state of a cluster in another account or region is reachable only through its target role, which
+ * the CLI does not assume yet: a command that reads EKS refuses such a cluster rather than reading the home
+ * account's cluster of the same alias (or the home ledger key).
+ */
+export async function requireHomeCluster(ctx: Context, alias: string, command: string): Promise<void> {
+  const clusters = await clustersOf(ctx);
+  const target = clusters?.resolve(alias);
+  if (target && !clusters?.isHome(target)) {
+    throw new CliError(
+      `${command} for ${alias} (account ${target.account}, region ${target.region}) is not supported yet: ` +
+        "the CLI reads EKS only in the deployment's own account and region",
+    );
+  }
 }

@@ -89,4 +89,12 @@ describe('operator CLI on a fleet', () => {
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+
+  test('access refuses a cluster in another account with a clear error (exit 1)', async () => {
+    const r = await runCli(['access', ...local(stack), '--cluster', 'staging', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /access for staging \(account 444455556666, region eu-west-1\) is not supported yet/,
+    );
+  });
 });

@@ -15,6 +15,7 @@ import {
   MANAGED_TAG_KEY,
   type PolicyAssociation,
 } from '../../../functions/core/types.js';
+import { requireHomeCluster } from '../clusters.js';
 import { type Command, type Context, mapLimit, optStr, str } from '../context.js';
 import { csv, dash, policiesText, scopeText, table } from '../output.js';
 
@@ -70,6 +71,7 @@ export const access: Command = {
 };
 
 export async function accessRows(ctx: Context, cluster: string, principal?: string): Promise<AccessRow[]> {
+  await requireHomeCluster(ctx, cluster, 'access');
   const eks = ctx.clients.eksAdapter();
   const ledger = ctx.clients.ledger();
   const now = ctx.now();

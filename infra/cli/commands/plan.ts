@@ -13,7 +13,7 @@ import { decide } from '../../../functions/core/policy.js';
 import { parseAccessRequest } from '../../../functions/core/request.js';
 import type { AccessState, Reason } from '../../../functions/core/types.js';
 import { loadPolicyFile } from '../../policy-file.js';
-import { clustersOf } from '../clusters.js';
+import { requireHomeCluster } from '../clusters.js';
 import { type Command, optStr, str } from '../context.js';
 import { CliError } from '../errors.js';
 import { table } from '../output.js';
@@ -69,15 +69,7 @@ async function dryRun(ctx: Parameters<Command['run']>[0], body: string): Promise
   const policy = await loadPolicyFile(optStr(ctx, 'policy') ?? ctx.target.policyPath);
   const decision = decide(policy, request, now);
   if (!decision.allowed) return { allowed: false, reason: decision.reason, calls: [] };
-  // The live state of a cluster in another account or region is reachable only through its target role,
-  // which the CLI does not assume yet: refuse rather than plan against the wrong ledger key or cluster.
-  const target = (await clustersOf(ctx))?.resolve(request.clusterName);
-  if (target && !(await clustersOf(ctx))?.isHome(target)) {
-    throw new CliError(
-      `plan for ${request.clusterName} (account ${target.account}, region ${target.region}) is not supported yet: ` +
-        "the CLI plans only clusters in the deployment's own account and region",
-    );
-  }
+  await requireHomeCluster(ctx, request.clusterName, 'plan');
   const [record, current] = await Promise.all([
     ctx.clients.ledger().load(request.clusterName, request.principalArn),
     ctx.clients.eksAdapter().readCurrent(request.clusterName, request.principalArn),
