@@ -62,6 +62,9 @@ export interface Credentials {
   expiration: Date;
 }
 
+/** The reason code of a target role that cannot be assumed (issue 13); `status` and the CLI look for it. */
+export const TARGET_ROLE_UNAVAILABLE = 'TARGET_ROLE_UNAVAILABLE';
+
 /** Renew this long before credentials expire, as the SDK's own providers do (5 minutes). */
 const REFRESH_MARGIN_MS = 5 * 60_000;
 
@@ -183,13 +186,13 @@ export function translateStsError(roleArn: string, err: unknown): Error {
   const status = e?.$metadata?.httpStatusCode;
   if (e?.name === 'AccessDenied' || e?.name === 'AccessDeniedException' || status === 403) {
     return new PermanentError(
-      'TARGET_ROLE_UNAVAILABLE',
+      TARGET_ROLE_UNAVAILABLE,
       `${message}. Deploy infra/target-account.yml in that account (it trusts this stage's worker roles), then redrive the message`,
       { cause: err },
     );
   }
   if (e?.$fault === 'client' && status !== 429) {
-    return new PermanentError('TARGET_ROLE_UNAVAILABLE', message, { cause: err });
+    return new PermanentError(TARGET_ROLE_UNAVAILABLE, message, { cause: err });
   }
   return new TransientError('STS_UNAVAILABLE', message, { cause: err });
 }

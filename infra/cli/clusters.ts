@@ -3,10 +3,13 @@
  * (core/cluster-target.ts), operators name aliases, and every view says which account and region a
  * cluster is in. The deployment's own account is that of its request queue, as the workers read it.
  */
+import type { EksCluster } from '../../functions/adapters/eks.js';
+import { TARGET_ROLE_UNAVAILABLE } from '../../functions/adapters/target-clients.js';
 import { accountOfQueue, ClusterDirectory, type ClusterTarget } from '../../functions/core/cluster-target.js';
+import { AppError } from '../../functions/core/errors.js';
 import { loadPolicyFile } from '../policy-file.js';
 import type { Context } from './context.js';
-import { CliError } from './errors.js';
+import { CliError, describeError } from './errors.js';
 
 const cache = new WeakMap<Context, Promise<ClusterDirectory | undefined>>();
 
@@ -42,18 +45,55 @@ export function whereOfArn(arn: string | undefined): { account: string; region: 
   return m?.[1] && m[2] ? { region: m[1], account: m[2] } : undefined;
 }
 
+/** Where a command acts on a cluster the operator named by its alias. */
+export interface Place {
+  alias: string;
+  /** The resolved cluster, or the plain name when the policy does not know the alias. */
+  cluster: EksCluster;
+  /** Its key in the ledger (core/cluster-target.ts clusterKey): the alias for a home cluster. */
+  key: string;
+  target?: ClusterTarget;
+  /** The policy's clusters, for an EKS adapter that reaches other account-regions. */
+  directory?: ClusterDirectory;
+}
+
 /**
- * The live state of a cluster in another account or region is reachable only through its target role, which
- * the CLI does not assume yet: a command that reads EKS refuses such a cluster rather than reading the home
- * account's cluster of the same alias (or the home ledger key).
+ * Resolves an alias as the workers do. An alias the policy does not name (or a target whose policy
+ * cannot be read) is taken as an EKS cluster of the deployment's own account and region, keyed by that
+ * name, which is what the single-account CLI did.
  */
-export async function requireHomeCluster(ctx: Context, alias: string, command: string): Promise<void> {
-  const clusters = await clustersOf(ctx);
-  const target = clusters?.resolve(alias);
-  if (target && !clusters?.isHome(target)) {
-    throw new CliError(
-      `${command} for ${alias} (account ${target.account}, region ${target.region}) is not supported yet: ` +
-        "the CLI reads EKS only in the deployment's own account and region",
-    );
+export async function placeOf(ctx: Context, alias: string): Promise<Place> {
+  const directory = await clustersOf(ctx);
+  const target = directory?.resolve(alias);
+  if (!directory || !target) return { alias, cluster: alias, key: alias };
+  return { alias, cluster: target, key: directory.key(target), target, directory };
+}
+
+/** `<alias>` or `<alias> (account A, region R)` for a cluster outside the deployment's account-region. */
+export function placeText(place: Place): string {
+  const t = place.target;
+  return t && place.directory && !place.directory.isHome(t)
+    ? `${place.alias} (account ${t.account}, region ${t.region})`
+    : place.alias;
+}
+
+/**
+ * Runs EKS reads on a cluster; a target role that cannot be assumed becomes one line saying what to
+ * deploy, rather than the workers' advice to redrive (adapters/target-clients.ts).
+ */
+export async function readingCluster<T>(ctx: Context, place: Place, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof AppError && err.code === TARGET_ROLE_UNAVAILABLE) {
+      const cause = describeError((err as { cause?: unknown }).cause ?? err);
+      throw new CliError(
+        `cannot read ${placeText(place)}: the operator target role ${ctx.target.operatorTargetRoleName ?? ''} ` +
+          `cannot be assumed there (${cause}). Deploy infra/target-account.yml in account ${place.target?.account} ` +
+          "with OperatorRoleArn set to the stage's OperatorRoleArn output",
+        { cause: err },
+      );
+    }
+    throw err;
   }
 }

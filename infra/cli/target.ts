@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import type { SQSClientConfig } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { TARGET_ROLE_SUFFIX } from '../scripts/compile-iam.js';
 import type { Flags } from './args.js';
 import { CliError, describeError } from './errors.js';
 
@@ -20,7 +21,15 @@ export const SERVICE = 'eks-access-grants';
 export type Credentials = NonNullable<SQSClientConfig['credentials']>;
 type AwsCredentialIdentity = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 
-export type Service = 'eks' | 'sqs' | 'dynamodb' | 'scheduler' | 'eventbridge' | 'logs' | 'cloudwatch';
+export type Service =
+  | 'eks'
+  | 'sqs'
+  | 'dynamodb'
+  | 'scheduler'
+  | 'eventbridge'
+  | 'logs'
+  | 'cloudwatch'
+  | 'sts';
 
 export interface QueueRef {
   /** The queue's name, from its URL. */
@@ -42,6 +51,12 @@ export interface Target {
   operatorCredentials(): Promise<Credentials | undefined>;
   /** Who the operator is, for requestedBy. */
   operatorName(): Promise<string>;
+  /**
+   * Fleet: the read-only role the operator identity assumes in another account the policy names, to read
+   * its clusters (`access`, `plan`); the same name in every account (infra/target-account.yml). Absent:
+   * the target cannot read other accounts (an old serve file).
+   */
+  operatorTargetRoleName?: string;
   queues: QueueRef[];
   ledgerTable: string;
   /** Guardrail policy file (JSON locally, YAML or JSON in the repo for a deployed stack). */
@@ -90,6 +105,8 @@ interface ServeFile {
   operatorCredentials?: { accessKeyId?: unknown; secretAccessKey?: unknown };
   ledgerTable?: unknown;
   policyPath?: unknown;
+  stsEndpoint?: unknown;
+  operatorTargetRoleName?: unknown;
 }
 
 /** Who a local operator request says asked (override with EKS_ACCESS_GRANTS_OPERATOR). */
@@ -139,6 +156,9 @@ export function localTarget(file: string): Target {
   if (scheduler) endpoints.scheduler = scheduler;
   const eventbridge = str('eventBridgeEndpoint', false);
   if (eventbridge) endpoints.eventbridge = eventbridge;
+  const sts = str('stsEndpoint', false);
+  if (sts) endpoints.sts = sts;
+  const operatorTargetRoleName = str('operatorTargetRoleName', false);
   return {
     mode: 'local',
     region: str('region') as string,
@@ -148,6 +168,7 @@ export function localTarget(file: string): Target {
     operatorCredentials: async () => operator ?? LOCAL_DEFAULT_CREDENTIALS,
     // requestedBy must be a canonical identity (functions/core/identity.ts): the local operator session's ARN.
     operatorName: async () => process.env.EKS_ACCESS_GRANTS_OPERATOR ?? LOCAL_OPERATOR,
+    ...(operatorTargetRoleName && { operatorTargetRoleName }),
     queues,
     ledgerTable: str('ledgerTable', false) ?? 'grants',
     policyPath: str('policyPath', false) ?? join(dirname(file), 'policy.json'),
@@ -228,6 +249,8 @@ async function deployedTarget(stage: string, region: string, stackName: string):
     operatorCredentials: async () => (await assumeOperator()).credentials,
     // The caller as STS reports it (an IAM/STS ARN is a canonical identity), unless overridden.
     operatorName: async () => process.env.EKS_ACCESS_GRANTS_OPERATOR ?? (await assumeOperator()).name,
+    // The stage's name for it (target-account.ts), as the stack prefix is `<service>-<stage>`.
+    operatorTargetRoleName: `${prefix}-${TARGET_ROLE_SUFFIX.operator}`,
     queues,
     ledgerTable: need('LedgerTableName'),
     // What the build ships (infra/scripts/build.ts reads POLICY_FILE too); plan --policy overrides it.

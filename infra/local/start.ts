@@ -77,6 +77,8 @@ const AUDIT_BUS = 'eks-access-grants-audit';
 const MAX_RUN_MS = Number(process.env.LOCAL_MAX_RUN_MS ?? 120_000);
 /** The local stage's target role, in every other account the policy names (infra/target-account.yml). */
 const TARGET_ROLE_NAME = 'eks-access-grants-local-target';
+/** The operator CLI's read-only role there (`access`, `plan` on those clusters). */
+const OPERATOR_TARGET_ROLE_NAME = 'eks-access-grants-local-operator-target';
 const FUNCTIONS = join(ROOT, 'functions');
 /** The break-glass worker's own schedule group, as in the template (BreakGlassExpiryScheduleGroup). */
 const BREAK_GLASS_SCHEDULE_GROUP = 'break-glass';
@@ -136,8 +138,16 @@ async function main(): Promise<void> {
   const clusters = directory.targets();
   const home = (c: (typeof clusters)[number]) => directory.isHome(c);
   const sts = await startSts();
+  // As infra/target-account.yml: the workers' role trusts only the functions that assume it, the
+  // operator CLI's read-only role only the operator.
+  const keyOf = (actor: Actor) => credentialsOf(actor).accessKeyId;
   for (const account of directory.remoteAccounts()) {
-    sts.createRole(`arn:aws:iam::${account}:role/${TARGET_ROLE_NAME}`);
+    sts.createRole(`arn:aws:iam::${account}:role/${TARGET_ROLE_NAME}`, {
+      trustedAccessKeys: (['grantWorker', 'breakGlassWorker', 'reconciler'] as const).map(keyOf),
+    });
+    sts.createRole(`arn:aws:iam::${account}:role/${OPERATOR_TARGET_ROLE_NAME}`, {
+      trustedAccessKeys: [keyOf('operator')],
+    });
   }
   const eks = await startEksEmulator({
     clusters: clusters.map((c) =>
@@ -269,6 +279,7 @@ async function main(): Promise<void> {
       ledgerTable: 'grants',
       policyPath,
       stsEndpoint: sts.endpoint,
+      operatorTargetRoleName: OPERATOR_TARGET_ROLE_NAME,
       clusters: clusters.map(({ alias, name, account, region }) => ({ alias, name, account, region })),
     };
     // The same JSON for the operator CLI (`eks-access-grants --local`) to find the stack.

@@ -129,6 +129,8 @@ export const TARGET_ROLE_SUFFIX = {
   grantWorker: 'target',
   breakGlassWorker: 'break-glass-target',
   reconciler: 'reconciler-target',
+  // The operator CLI's read-only role (`access`, `plan` on clusters of other accounts).
+  operator: 'operator-target',
 } as const;
 
 /** Accounts other than the deployment's that the policy names (clusters with an `account`). */

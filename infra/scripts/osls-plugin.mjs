@@ -80,13 +80,16 @@ export default class EksAccessGrantsPlugin {
           return { value: [...statements, ...compiler.assumeTargetRoleStatements(policy, address, prefix)] };
         },
       },
-      // The reconciler's read-only target role in each other account the policy names.
+      // The read-only target role of the reconciler, or of the operator CLI, in each other account the
+      // policy names.
       targetRoles: {
         resolve: async ({ address, resolveVariable }) => {
-          if (address !== 'reconciler') throw fail(`\${targetRoles:${address}}: use targetRoles:reconciler`);
+          if (address !== 'reconciler' && address !== 'operator') {
+            throw fail(`\${targetRoles:${address}}: use targetRoles:reconciler or targetRoles:operator`);
+          }
           const compiler = await tsImport('./compile-iam.ts', import.meta.url);
           const prefix = await resolveVariable('self:custom.prefix');
-          const statements = compiler.assumeTargetRoleStatements(await this.policy(), 'reconciler', prefix);
+          const statements = compiler.assumeTargetRoleStatements(await this.policy(), address, prefix);
           // An inline policy needs a statement: with no other account, one that allows nothing.
           return {
             value:

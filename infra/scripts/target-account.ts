@@ -9,7 +9,10 @@
  * - `eks-access-grants-<Stage>-target`, trusted only by the stage's grantWorker role;
  * - `eks-access-grants-<Stage>-break-glass-target`, trusted only by its breakGlassWorker role, the only
  *   one that may associate AmazonEKSClusterAdminPolicy;
- * - `eks-access-grants-<Stage>-reconciler-target`, trusted only by its reconciler, read-only.
+ * - `eks-access-grants-<Stage>-reconciler-target`, trusted only by its reconciler, read-only;
+ * - `eks-access-grants-<Stage>-operator-target`, trusted only by the stage's OperatorRole, read-only: the
+ *   operator CLI's `access` and `plan` read a cluster of this account through it. Created only when the
+ *   OperatorRoleArn parameter is set (stacks deployed before it keep updating without one).
  *
  * Each role gets the same second wall as the stack's own worker roles (compile-iam.ts, issue 9):
  * the EKS writes its worker's sources may make, compiled from the same policy file, on the policy's
@@ -66,6 +69,13 @@ export function targetAccountTemplate(
   };
   const arns = clusterResourceArns(policy, scope);
   const onClusters = [...arns.clusters, ...arns.accessEntries];
+  // What `access`, `plan` and the reconciler read (adapters/eks.ts readCurrent, ListAccessEntries).
+  const readEntries = {
+    Sid: 'ReadAccessEntries',
+    Effect: 'Allow',
+    Action: ['eks:ListAccessEntries', 'eks:DescribeAccessEntry', 'eks:ListAssociatedAccessPolicies'],
+    Resource: onClusters,
+  };
   const trust = (parameter: string) => ({
     Version: '2012-10-17',
     Statement: [{ Effect: 'Allow', Principal: { AWS: { Ref: parameter } }, Action: 'sts:AssumeRole' }],
@@ -147,6 +157,16 @@ export function targetAccountTemplate(
         AllowedPattern: ROLE_ARN_PATTERN,
         Description: "The stage's ReconcilerRoleArn stack output",
       },
+      OperatorRoleArn: {
+        Type: 'String',
+        Default: '',
+        AllowedPattern: `^$|${ROLE_ARN_PATTERN}`,
+        Description:
+          "The stage's OperatorRoleArn stack output: lets the operator CLI read this account's clusters (empty: no operator role here)",
+      },
+    },
+    Conditions: {
+      HasOperatorRole: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OperatorRoleArn' }, ''] }] },
     },
     Resources: {
       TargetRole: workerRole(
@@ -166,20 +186,20 @@ export function targetAccountTemplate(
           Description: 'eks-access-grants reconciler; reads access entries, never writes',
           MaxSessionDuration: 3600,
           AssumeRolePolicyDocument: trust('ReconcilerRoleArn'),
-          Policies: [
-            inline('read-access-entries', [
-              {
-                Sid: 'ReadAccessEntries',
-                Effect: 'Allow',
-                Action: [
-                  'eks:ListAccessEntries',
-                  'eks:DescribeAccessEntry',
-                  'eks:ListAssociatedAccessPolicies',
-                ],
-                Resource: onClusters,
-              },
-            ]),
-          ],
+          Policies: [inline('read-access-entries', [readEntries])],
+        },
+      },
+      OperatorTargetRole: {
+        Type: 'AWS::IAM::Role',
+        Condition: 'HasOperatorRole',
+        Properties: {
+          RoleName: { 'Fn::Sub': `eks-access-grants-\${Stage}-${TARGET_ROLE_SUFFIX.operator}` },
+          Description:
+            'eks-access-grants operator CLI (access, plan); reads access entries, never writes: changes go through the workers',
+          // A role-chained session (OperatorRole, then this) lasts at most one hour anyway.
+          MaxSessionDuration: 3600,
+          AssumeRolePolicyDocument: trust('OperatorRoleArn'),
+          Policies: [inline('read-access-entries', [readEntries])],
         },
       },
     },
@@ -187,6 +207,10 @@ export function targetAccountTemplate(
       TargetRoleArn: { Value: { 'Fn::GetAtt': ['TargetRole', 'Arn'] } },
       BreakGlassTargetRoleArn: { Value: { 'Fn::GetAtt': ['BreakGlassTargetRole', 'Arn'] } },
       ReconcilerTargetRoleArn: { Value: { 'Fn::GetAtt': ['ReconcilerTargetRole', 'Arn'] } },
+      OperatorTargetRoleArn: {
+        Condition: 'HasOperatorRole',
+        Value: { 'Fn::GetAtt': ['OperatorTargetRole', 'Arn'] },
+      },
     },
   };
 }
@@ -208,7 +232,8 @@ export function renderTargetAccountTemplate(
     '#     --template-body file://infra/target-account.yml --capabilities CAPABILITY_NAMED_IAM \\',
     '#     --permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \\',
     '#     --parameters ParameterKey=Stage,ParameterValue=<stage> ParameterKey=GrantWorkerRoleArn,ParameterValue=<arn> \\',
-    '#       ParameterKey=BreakGlassWorkerRoleArn,ParameterValue=<arn> ParameterKey=ReconcilerRoleArn,ParameterValue=<arn>',
+    '#       ParameterKey=BreakGlassWorkerRoleArn,ParameterValue=<arn> ParameterKey=ReconcilerRoleArn,ParameterValue=<arn> \\',
+    '#       ParameterKey=OperatorRoleArn,ParameterValue=<arn>',
     '#   aws cloudformation create-stack-instances --stack-set-name eks-access-grants-<stage>-targets \\',
     '#     --deployment-targets OrganizationalUnitIds=<ou> --regions <one region>',
   ].join('\n');

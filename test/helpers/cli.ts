@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { closeServer, listenLoopback } from '../../infra/local/http.js';
 import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH } from '../../infra/policy-file.js';
-import { type Harness, type HarnessOptions, startHarness } from './harness.js';
+import { type Harness, type HarnessOptions, OPERATOR_TARGET_ROLE_NAME, startHarness } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -84,6 +84,9 @@ export async function startCliStack(opts: HarnessOptions = {}): Promise<CliStack
       policyPath: EXAMPLE_POLICY_PATH,
       // As `npm start -- --serve` writes it: the CLI sends and redrives as the operator (C1, C3).
       operatorCredentials: credentialsOf('operator'),
+      // Fleet: the CLI reads staging's account through its read-only role there (harness.ts).
+      stsEndpoint: harness.sts.endpoint,
+      operatorTargetRoleName: OPERATOR_TARGET_ROLE_NAME,
     }),
   );
   return {

@@ -32,6 +32,7 @@ import { createWorker } from '../../functions/service/worker.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
 import {
   type Actor,
+  credentialsOf,
   LOCAL_IDENTITIES,
   localSenderRouting,
   senderOf,
@@ -50,6 +51,9 @@ export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 export const STAGING = { account: '444455556666', region: 'eu-west-1' };
 export const TARGET_ROLE_NAME = 'eks-access-grants-test-target';
 export const TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${TARGET_ROLE_NAME}`;
+/** The operator CLI's read-only role in staging's account, trusted only by the operator's key (as OperatorRole). */
+export const OPERATOR_TARGET_ROLE_NAME = 'eks-access-grants-test-operator-target';
+export const OPERATOR_TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${OPERATOR_TARGET_ROLE_NAME}`;
 
 export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -144,6 +148,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   // apart by them (a plain key acts in the default account-region, as every other test expects).
   const sts = await startSts();
   if (opts.targetRole !== false) sts.createRole(TARGET_ROLE_ARN);
+  sts.createRole(OPERATOR_TARGET_ROLE_ARN, { trustedAccessKeys: [credentialsOf('operator').accessKeyId] });
   const workerName = opts.worker ?? 'both';
   const workerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassWorker' : 'grantWorker';
   const schedulerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassScheduler' : 'expiryScheduler';

@@ -7,9 +7,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { credentialsOf } from '../../infra/local/identities.js';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { fixture } from '../helpers/fixtures.js';
-import { TARGET_ROLE_ARN } from '../helpers/harness.js';
+import { OPERATOR_TARGET_ROLE_ARN, STAGING, TARGET_ROLE_ARN } from '../helpers/harness.js';
+
+const TEAM_A = 'arn:aws:iam::111122223333:role/team-a-dev';
+/** An entry on staging that this system did not make. */
+const STRANGER_ENTRY = 'arn:aws:iam::444455556666:role/someone-else';
 
 let stack: CliStack;
 beforeAll(async () => {
@@ -75,26 +80,157 @@ describe('operator CLI on a fleet', () => {
     );
   });
 
-  test('plan refuses a cluster in another account with a clear error (exit 1) instead of planning against the home account', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cli-fleet-plan-'));
-    const file = join(dir, 'request.json');
-    await writeFile(
-      file,
-      JSON.stringify({ ...fixture('dev-view-grant'), requestId: 'req-stg-plan', clusterName: 'staging' }),
+  test('access reads a cluster of another account through the read-only operator target role, set against its own ledger', async () => {
+    const h = stack.harness;
+    h.eks.seedEntry(
+      'staging',
+      { principalArn: STRANGER_ENTRY, kubernetesGroups: ['ops'], policies: [] },
+      STAGING,
     );
-    const r = await runCli(['plan', ...local(stack), '--file', file, '--json']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
-      /plan for staging \(account 444455556666, region eu-west-1\) is not supported yet/,
-    );
-    expect(r.stderr).not.toMatch(/\n\s+at /);
+    h.eks.resetCalls();
+    const stsBefore = h.sts.calls().length;
+    const r = await runCli(['access', ...local(stack), '--cluster', 'staging', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    expect(rows.map((x) => x.principalArn)).toEqual([TEAM_A, STRANGER_ENTRY].sort());
+    // The ledger of staging is the one keyed by its account and region: our grant is there.
+    expect(rows.find((x) => x.principalArn === TEAM_A)).toMatchObject({
+      managed: true,
+      kubernetesGroups: ['team-a-readers'],
+      grants: [{ grantId: 'req-stg-2', status: 'active' }],
+      drift: false,
+    });
+    expect(rows.find((x) => x.principalArn === STRANGER_ENTRY)).toMatchObject({ managed: false, grants: [] });
+    // Every EKS call went to staging's account-region (none to the home account), and every one read.
+    const calls = h.eks.calls();
+    expect(calls.length).toBeGreaterThan(0);
+    for (const c of calls) {
+      expect(c, c.operation).toMatchObject({ clusterName: 'staging', ...STAGING, status: 200 });
+      expect(c.operation).toMatch(/^(List|Describe)/);
+    }
+    // One AssumeRole, as the operator, of the operator's role (never a worker's writing target role).
+    const assumed = h.sts.calls().slice(stsBefore);
+    expect(assumed).toEqual([
+      {
+        action: 'AssumeRole',
+        roleArn: OPERATOR_TARGET_ROLE_ARN,
+        callerAccessKeyId: credentialsOf('operator').accessKeyId,
+        status: 200,
+      },
+    ]);
+    const text = await runCli(['access', ...local(stack), '--cluster', 'staging']);
+    expect(text.stdout).toMatch(/^cluster staging: 444455556666\/eu-west-1\nprincipal\s+type/);
+    expect(text.stdout).toMatch(/role\/team-a-dev\s+STANDARD\s+team-a-readers\s+\S+\s+yes\s+req-stg-2/);
   });
 
-  test('access refuses a cluster in another account with a clear error (exit 1)', async () => {
-    const r = await runCli(['access', ...local(stack), '--cluster', 'staging', '--json']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
-      /access for staging \(account 444455556666, region eu-west-1\) is not supported yet/,
+  test('plan on a cluster of another account shows its ARN and the exact calls against its live state, and writes nothing', async () => {
+    const h = stack.harness;
+    const dir = await mkdtemp(join(tmpdir(), 'cli-fleet-plan-'));
+    const file = join(dir, 'request.json');
+    const NEW = 'arn:aws:iam::111122223333:role/team-b-dev';
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...fixture('dev-view-grant'),
+        requestId: 'req-stg-plan',
+        clusterName: 'staging',
+        principalArn: NEW,
+      }),
     );
+    const before = JSON.stringify(h.eks.snapshot('staging', STAGING));
+    h.eks.resetCalls();
+    stack.dynamoProxy.operations.length = 0;
+    stack.sqsProxy.operations.length = 0;
+    const r = await runCli(['plan', ...local(stack), '--file', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan).toMatchObject({
+      allowed: true,
+      rule: 'clusters.staging.rules.ticket',
+      clusterArn: 'arn:aws:eks:eu-west-1:444455556666:cluster/staging',
+      current: { exists: false },
+    });
+    expect(plan.calls.map((c: { operation: string }) => c.operation)).toEqual([
+      'CreateAccessEntry',
+      'AssociateAccessPolicy',
+    ]);
+    expect(plan.calls[0]).toMatchObject({ clusterName: 'staging', principalArn: NEW });
+    // Reads only: EKS in staging's account-region, DynamoDB; nothing at SQS.
+    for (const c of h.eks.calls()) {
+      expect(c).toMatchObject({ ...STAGING, status: expect.any(Number) });
+      expect(c.operation).toMatch(/^(List|Describe)/);
+    }
+    expect(stack.dynamoProxy.operations.every((op) => /^(GetItem|Query|Scan|DescribeTable)$/.test(op))).toBe(
+      true,
+    );
+    expect(stack.sqsProxy.operations).toEqual([]);
+    expect(JSON.stringify(h.eks.snapshot('staging', STAGING))).toBe(before);
+
+    // The principal we granted: the plan sees its live entry there (nothing to do for the same access).
+    await writeFile(
+      file,
+      JSON.stringify({ ...fixture('dev-view-grant'), requestId: 'req-stg-2', clusterName: 'staging' }),
+    );
+    const again = JSON.parse((await runCli(['plan', ...local(stack), '--file', file, '--json'])).stdout);
+    expect(again).toMatchObject({
+      allowed: true,
+      current: { exists: true, kubernetesGroups: ['team-a-readers'] },
+    });
+    const text = await runCli(['plan', ...local(stack), '--file', file]);
+    expect(text.stdout).toMatch(
+      /^ALLOWED by clusters\.staging\.rules\.ticket.*\non arn:aws:eks:eu-west-1:444455556666:cluster\/staging/,
+    );
+  });
+
+  test('a missing operator target role fails access and plan with one clear line (exit 1), and works once deployed', async () => {
+    const h = stack.harness;
+    h.sts.deleteRole(OPERATOR_TARGET_ROLE_ARN);
+    try {
+      const r = await runCli(['access', ...local(stack), '--cluster', 'staging']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /cannot read staging \(account 444455556666, region eu-west-1\): the operator target role eks-access-grants-test-operator-target cannot be assumed there \(AccessDenied: .*\)\. Deploy infra\/target-account\.yml in account 444455556666 with OperatorRoleArn/,
+      );
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.stdout).toBe('');
+      const dir = await mkdtemp(join(tmpdir(), 'cli-fleet-plan-'));
+      const file = join(dir, 'request.json');
+      await writeFile(file, JSON.stringify({ ...fixture('dev-view-grant'), clusterName: 'staging' }));
+      const p = await runCli(['plan', ...local(stack), '--file', file]);
+      expect(p.code).toBe(1);
+      expect(p.stderr).toMatch(/cannot read staging \(account 444455556666, region eu-west-1\)/);
+    } finally {
+      h.sts.createRole(OPERATOR_TARGET_ROLE_ARN, {
+        trustedAccessKeys: [credentialsOf('operator').accessKeyId],
+      });
+    }
+    const ok = await runCli(['access', ...local(stack), '--cluster', 'staging', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  test('the operator target role trusts only the operator identity', async () => {
+    // The operator's key gets a session; any other actor's (here the ticket intake's) is refused.
+    const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
+    const sts = new STSClient({
+      region: 'us-east-1',
+      endpoint: stack.harness.sts.endpoint,
+      credentials: credentialsOf('operator'),
+    });
+    try {
+      await expect(
+        sts.send(new AssumeRoleCommand({ RoleArn: OPERATOR_TARGET_ROLE_ARN, RoleSessionName: 'op' })),
+      ).resolves.toMatchObject({ Credentials: { AccessKeyId: expect.stringMatching(/^ASIA/) } });
+      const stranger = new STSClient({
+        region: 'us-east-1',
+        endpoint: stack.harness.sts.endpoint,
+        credentials: credentialsOf('ticketIntake'),
+      });
+      await expect(
+        stranger.send(new AssumeRoleCommand({ RoleArn: OPERATOR_TARGET_ROLE_ARN, RoleSessionName: 'xx' })),
+      ).rejects.toMatchObject({ name: 'AccessDenied' });
+      stranger.destroy();
+    } finally {
+      sts.destroy();
+    }
   });
 });

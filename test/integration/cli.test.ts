@@ -162,7 +162,10 @@ describe('cli: reading commands', () => {
       ]);
       const text = await runCli(['access', ...local(stack), '--cluster', 'dev']);
       expect(text.code).toBe(0);
-      expect(text.stdout).toMatch(/^principal\s+type\s+groups\s+access policies\s+managed\s+grants\s+drift/);
+      // First which account and region the cluster is in (fleet), then the table.
+      expect(text.stdout).toMatch(
+        /^cluster dev: \d{12}\/us-east-1\nprincipal\s+type\s+groups\s+access policies\s+managed\s+grants\s+drift/,
+      );
       expect(text.stdout).toMatch(
         /role\/team-a-dev\s+STANDARD\s+team-a-readers\s+-\s+yes\s+req-dev-view-0001 until \S+\s+DRIFT/,
       );

@@ -804,6 +804,17 @@ describe('operator role', () => {
     expect(target(outputs.OperatorRoleArn?.Value)).toBe('OperatorRole');
   });
 
+  it('may assume only the read-only operator target role, and only in accounts the policy names (fleet)', () => {
+    const role = (account: string, suffix: string) =>
+      `arn:aws:iam::${account}:role/eks-access-grants-test-${suffix}`;
+    expect(allowed('OperatorRole', 'sts:AssumeRole', role('444455556666', 'operator-target'))).toBe(true);
+    // Not an account the policy names; not the workers' writing roles there.
+    expect(allowed('OperatorRole', 'sts:AssumeRole', role('999988887777', 'operator-target'))).toBe(false);
+    for (const suffix of ['target', 'break-glass-target', 'reconciler-target']) {
+      expect(allowed('OperatorRole', 'sts:AssumeRole', role('444455556666', suffix)), suffix).toBe(false);
+    }
+  });
+
   it('can send, read and redrive, but never write access entries, the ledger or the audit bus', () => {
     const queues = ['RequestQueue', 'BreakGlassQueue', 'RequestDeadLetterQueue', 'BreakGlassDeadLetterQueue'];
     for (const q of queues) expect(allowed('OperatorRole', 'sqs:GetQueueAttributes', arnOf(q)), q).toBe(true);

@@ -62,6 +62,7 @@ describe('infra/target-account.yml (target roles in other accounts)', () => {
       TargetRole: ['GrantWorkerRoleArn', sub('target')],
       BreakGlassTargetRole: ['BreakGlassWorkerRoleArn', sub('break-glass-target')],
       ReconcilerTargetRole: ['ReconcilerRoleArn', sub('reconciler-target')],
+      OperatorTargetRole: ['OperatorRoleArn', sub('operator-target')],
     };
     expect(Object.keys(t.Resources).sort()).toEqual(Object.keys(expected).sort());
     for (const [id, [parameter, name]] of Object.entries(expected)) {
@@ -109,13 +110,35 @@ describe('infra/target-account.yml (target roles in other accounts)', () => {
     expect(create?.Condition).toEqual({
       'ForAllValues:StringLike': { 'eks:kubernetesGroups': ['team-*-readers'] },
     });
-    // The reconciler's role only reads.
-    const reads = statements(t.Resources.ReconcilerTargetRole as Role).flatMap(actions);
-    expect(reads.sort()).toEqual([
-      'eks:DescribeAccessEntry',
-      'eks:ListAccessEntries',
-      'eks:ListAssociatedAccessPolicies',
-    ]);
+    // The reconciler's and the operator CLI's roles only read.
+    for (const id of ['ReconcilerTargetRole', 'OperatorTargetRole']) {
+      const reads = statements(t.Resources[id] as Role).flatMap(actions);
+      expect(reads.sort(), id).toEqual([
+        'eks:DescribeAccessEntry',
+        'eks:ListAccessEntries',
+        'eks:ListAssociatedAccessPolicies',
+      ]);
+    }
+  });
+
+  test('the operator CLI role exists only when the stage passes its OperatorRoleArn, so older instances still update', () => {
+    const t = targetAccountTemplate(sample) as Template & {
+      Conditions: Record<string, unknown>;
+      Outputs: Record<string, { Condition?: string }>;
+      Parameters: Record<string, { Default?: string; AllowedPattern?: string }>;
+    };
+    expect(t.Parameters.OperatorRoleArn?.Default).toBe('');
+    const pattern = new RegExp(t.Parameters.OperatorRoleArn?.AllowedPattern ?? '');
+    expect(pattern.test('')).toBe(true);
+    expect(pattern.test('arn:aws:iam::111122223333:role/eks-access-grants-dev-OperatorRole-X')).toBe(true);
+    expect(pattern.test('arn:aws:iam::111122223333:user/mallory')).toBe(false);
+    expect((t.Resources.OperatorTargetRole as unknown as { Condition?: string }).Condition).toBe(
+      'HasOperatorRole',
+    );
+    expect(t.Conditions.HasOperatorRole).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'OperatorRoleArn' }, ''] }],
+    });
+    expect(t.Outputs.OperatorTargetRoleArn?.Condition).toBe('HasOperatorRole');
   });
 
   test('cluster admin only through the break-glass target role; the standard one denies it outright', async () => {

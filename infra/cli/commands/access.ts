@@ -15,7 +15,7 @@ import {
   MANAGED_TAG_KEY,
   type PolicyAssociation,
 } from '../../../functions/core/types.js';
-import { requireHomeCluster } from '../clusters.js';
+import { type Place, placeOf, placeText, readingCluster, whereText } from '../clusters.js';
 import { type Command, type Context, mapLimit, optStr, str } from '../context.js';
 import { csv, dash, policiesText, scopeText, table } from '../output.js';
 
@@ -61,28 +61,31 @@ export const access: Command = {
     exclusive: [['csv', 'json']],
   },
   async run(ctx) {
-    const rows = await accessRows(ctx, str(ctx, 'cluster'), optStr(ctx, 'principal'));
+    const place = await placeOf(ctx, str(ctx, 'cluster'));
+    const rows = await readingCluster(ctx, place, () => accessRows(ctx, place, optStr(ctx, 'principal')));
+    // Which account and region the entries are in (fleet); the JSON rows and the CSV stay as they were.
+    const where = place.target ? `cluster ${place.alias}: ${whereText(place.target)}\n` : '';
     return {
       json: rows,
-      text: ctx.flags.csv ? csvText(rows) : tableText(rows),
+      text: ctx.flags.csv ? csvText(rows) : `${where}${tableText(rows)}`,
       exit: 0,
     };
   },
 };
 
-export async function accessRows(ctx: Context, cluster: string, principal?: string): Promise<AccessRow[]> {
-  await requireHomeCluster(ctx, cluster, 'access');
-  const eks = ctx.clients.eksAdapter();
+async function accessRows(ctx: Context, place: Place, principal?: string): Promise<AccessRow[]> {
+  const { cluster, key } = place;
+  const eks = ctx.clients.eksAdapter(place.directory);
   const ledger = ctx.clients.ledger();
   const now = ctx.now();
   const records = new Map<string, PrincipalRecord>();
   let arns: string[];
   if (principal !== undefined) {
-    records.set(principal, await ledger.load(cluster, principal));
+    records.set(principal, await ledger.load(key, principal));
     arns = [principal];
   } else {
-    arns = await listEntries(ctx, cluster);
-    for (const r of await ledger.scanRecords(cluster)) records.set(r.principalArn, r);
+    arns = await listEntries(ctx, place);
+    for (const r of await ledger.scanRecords(key)) records.set(r.principalArn, r);
   }
   const listed = new Set(arns);
   const total = arns.length;
@@ -91,7 +94,7 @@ export async function accessRows(ctx: Context, cluster: string, principal?: stri
     const current = await eks.readCurrent(cluster, arn);
     done++;
     if (total >= PROGRESS_MIN && (done % 250 === 0 || done === total)) {
-      ctx.progress(`access: described ${done}/${total} entries on ${cluster}`);
+      ctx.progress(`access: described ${done}/${total} entries on ${placeText(place)}`);
     }
     return row(arn, current, records.get(arn), now);
   });
@@ -107,17 +110,18 @@ export async function accessRows(ctx: Context, cluster: string, principal?: stri
     .sort((a, b) => a.principalArn.localeCompare(b.principalArn));
 }
 
-async function listEntries(ctx: Context, cluster: string): Promise<string[]> {
-  const client = ctx.clients.eks();
+async function listEntries(ctx: Context, place: Place): Promise<string[]> {
+  const { target, directory } = place;
+  const targets = directory ? ctx.clients.targetClients(directory) : undefined;
+  const client = target && targets ? targets.clientFor(target) : ctx.clients.eks();
+  const clusterName = target?.name ?? place.alias;
   const arns: string[] = [];
   let nextToken: string | undefined;
   let pages = 0;
   do {
     let page: ListAccessEntriesCommandOutput;
     try {
-      page = await client.send(
-        new ListAccessEntriesCommand({ clusterName: cluster, maxResults: 100, nextToken }),
-      );
+      page = await client.send(new ListAccessEntriesCommand({ clusterName, maxResults: 100, nextToken }));
     } catch (err) {
       throw translateEksError('ListAccessEntries', err);
     }
@@ -125,7 +129,7 @@ async function listEntries(ctx: Context, cluster: string): Promise<string[]> {
     nextToken = page.nextToken;
     pages++;
     if (nextToken !== undefined || pages > 1)
-      ctx.progress(`access: listed ${arns.length} entries on ${cluster}…`);
+      ctx.progress(`access: listed ${arns.length} entries on ${placeText(place)}…`);
   } while (nextToken);
   return arns;
 }

@@ -7,13 +7,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { callInput, type EksCallInput } from '../../../functions/adapters/eks.js';
+import { clusterArn } from '../../../functions/core/cluster-target.js';
 import { computeDesired } from '../../../functions/core/desired.js';
 import { planChanges, planRecreate } from '../../../functions/core/plan.js';
 import { decide } from '../../../functions/core/policy.js';
 import { parseAccessRequest } from '../../../functions/core/request.js';
 import type { AccessState, Reason } from '../../../functions/core/types.js';
 import { loadPolicyFile } from '../../policy-file.js';
-import { requireHomeCluster } from '../clusters.js';
+import { placeOf, readingCluster } from '../clusters.js';
 import { type Command, optStr, str } from '../context.js';
 import { CliError } from '../errors.js';
 import { table } from '../output.js';
@@ -23,6 +24,8 @@ export interface PlanResult {
   allowed: boolean;
   /** The policy path that allowed it, e.g. clusters.dev.rules.ticket. */
   rule?: string;
+  /** The EKS cluster the calls go to (fleet: which account and region); absent when the policy does not name it. */
+  clusterArn?: string;
   reason?: Reason;
   expiresAt?: string;
   /** The EKS calls the worker would make, in order, with their parameters. */
@@ -69,16 +72,20 @@ async function dryRun(ctx: Parameters<Command['run']>[0], body: string): Promise
   const policy = await loadPolicyFile(optStr(ctx, 'policy') ?? ctx.target.policyPath);
   const decision = decide(policy, request, now);
   if (!decision.allowed) return { allowed: false, reason: decision.reason, calls: [] };
-  await requireHomeCluster(ctx, request.clusterName, 'plan');
-  const [record, current] = await Promise.all([
-    ctx.clients.ledger().load(request.clusterName, request.principalArn),
-    ctx.clients.eksAdapter().readCurrent(request.clusterName, request.principalArn),
-  ]);
+  // The worker's own addressing: the ledger by cluster key, EKS in the cluster's account and region.
+  const place = await placeOf(ctx, request.clusterName);
+  const [record, current] = await readingCluster(ctx, place, () =>
+    Promise.all([
+      ctx.clients.ledger().load(place.key, request.principalArn),
+      ctx.clients.eksAdapter(place.directory).readCurrent(place.cluster, request.principalArn),
+    ]),
+  );
   const sim = simulateLedger(request, decision.expiresAt, record, current, now, policy);
   // An extend is decided against the rule of the grant's route, which only the ledger names.
   const expiresAt = sim.extension?.expiresAt ?? decision.expiresAt;
   const base = {
     rule: sim.rule ?? decision.rule,
+    ...(place.target && { clusterArn: clusterArn(place.target) }),
     ...(expiresAt !== undefined && { expiresAt }),
   };
   if (sim.rejection)
@@ -88,7 +95,9 @@ async function dryRun(ctx: Parameters<Command['run']>[0], body: string): Promise
   return {
     allowed: true,
     ...base,
-    calls: p.changes.map((c) => callInput(request.clusterName, request.principalArn, c)),
+    calls: p.changes.map((c) =>
+      callInput(place.target?.name ?? request.clusterName, request.principalArn, c),
+    ),
     current: strip(current),
     after: p.after,
     ...(sim.notes.length > 0 && { note: sim.notes.join('; ') }),
@@ -109,6 +118,7 @@ function planText(r: PlanResult): string {
     return lines.join('\n');
   }
   lines.push(`ALLOWED by ${r.rule}${r.expiresAt ? `, until ${r.expiresAt}` : ''}`);
+  if (r.clusterArn) lines.push(`on ${r.clusterArn}`);
   if (r.note) lines.push(r.note);
   if (r.calls.length === 0) {
     lines.push('no EKS call: the principal already has exactly this access');

@@ -17,6 +17,7 @@
 import { GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { ReconcileRun } from '../../../functions/adapters/ledger.js';
+import { TARGET_ROLE_UNAVAILABLE } from '../../../functions/adapters/target-clients.js';
 import { clusterArn } from '../../../functions/core/cluster-target.js';
 import { readAudit } from '../audit-source.js';
 import { clustersOf } from '../clusters.js';
@@ -47,8 +48,6 @@ export interface Status {
   lastReconcile: ReconcileRun | null;
   targets: TargetStatus[];
 }
-
-const TARGET_ROLE_UNAVAILABLE = 'TARGET_ROLE_UNAVAILABLE';
 
 export const status: Command = {
   spec: {
