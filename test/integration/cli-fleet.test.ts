@@ -208,6 +208,34 @@ describe('operator CLI on a fleet', () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  test('revoke on a cluster of another account ends the grant there, through its own ledger key and queue group', async () => {
+    const h = stack.harness;
+    // The worker keeps polling, as in local mode, so the CLI's request is processed while it waits.
+    h.runner.start();
+    const r = await runCli([
+      'revoke',
+      ...local(stack),
+      '--cluster',
+      'staging',
+      '--principal',
+      TEAM_A,
+      '--grant',
+      'req-stg-2',
+      '--reason',
+      'left the team',
+      '--json',
+    ]).finally(() => h.runner.stop());
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      outcome: 'revoked',
+      clusterName: 'staging',
+      clusterArn: 'arn:aws:eks:eu-west-1:444455556666:cluster/staging',
+      grantId: 'req-stg-2',
+      source: 'operator',
+    });
+    expect(h.eks.snapshot('staging', STAGING).map((e) => e.principalArn)).not.toContain(TEAM_A);
+  });
+
   test('the operator target role trusts only the operator identity', async () => {
     // The operator's key gets a session; any other actor's (here the ticket intake's) is refused.
     const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
