@@ -15,6 +15,7 @@
  * `npm start -- --serve` prints one JSON line of endpoints first, runs the samples, then
  * keeps the stack and the worker up until SIGINT/SIGTERM.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
@@ -22,7 +23,7 @@ import { CreateScheduleGroupCommand } from '@aws-sdk/client-scheduler';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { AUDIT_DETAIL_TYPE } from '../../functions/adapters/audit-bus.js';
-import { ledgerTableDefinition } from '../../functions/adapters/ledger.js';
+import { LedgerAdapter, ledgerTableDefinition } from '../../functions/adapters/ledger.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
 import { accountOfQueue, ClusterDirectory } from '../../functions/core/cluster-target.js';
 import { validateRulesPolicy } from '../../functions/core/policy-schema.js';
@@ -41,6 +42,7 @@ import {
   senderOf,
   type WorkerName,
 } from './identities.js';
+import { lambdaContext } from './lambda-context.js';
 import { createSqsRunner, type SqsHandler } from './lambda-runner.js';
 import { renderEntries, renderOutcomes, table } from './report.js';
 import { createQueues } from './sqs.js';
@@ -164,6 +166,13 @@ async function main(): Promise<void> {
     maxReceiveCount: 5,
   });
   await aws.scheduler.send(new CreateScheduleGroupCommand({ Name: BREAK_GLASS_SCHEDULE_GROUP }));
+  // The reconcile queue (infra/functions-more.yml ReconcileQueue): the scheduled reconciler fans a pass
+  // out to it, one task per cluster; the reconcile-task function works each under its EKS call budget.
+  const reconcileQueues = await createQueues(aws.sqs, {
+    name: 'reconcile',
+    visibilityTimeoutSeconds: 60,
+    maxReceiveCount: 5,
+  });
 
   const ssm = await startSsm({
     parameters: Object.fromEntries(
@@ -214,7 +223,24 @@ async function main(): Promise<void> {
     fns.push(fn);
     return fn;
   };
-  const [grantWorker, breakGlassWorker, ticketIntake, breakGlassIntake, roleIntakeFn] = await Promise.all([
+  // The reconciler's environment (infra/functions-more.yml reconcilerEnvironment), as its own role.
+  const reconcilerEnv = {
+    ...common,
+    REQUEST_QUEUE_URL: aws.queueUrl,
+    BREAK_GLASS_QUEUE_URL: breakGlassQueues.queueUrl,
+    RECONCILE_QUEUE_URL: reconcileQueues.queueUrl,
+    RECONCILE_EKS_CALLS_PER_SECOND: '20',
+    ...credentialEnv('reconciler'),
+  };
+  const [
+    grantWorker,
+    breakGlassWorker,
+    ticketIntake,
+    breakGlassIntake,
+    roleIntakeFn,
+    reconcilerFn,
+    reconcileTaskFn,
+  ] = await Promise.all([
     start(
       'grant-worker',
       'grant-worker.ts',
@@ -243,6 +269,8 @@ async function main(): Promise<void> {
       REQUEST_QUEUE_URL: aws.queueUrl,
       ...credentialEnv('roleLifecycleIntake'),
     }),
+    start('reconciler', 'reconciler.ts', reconcilerEnv),
+    start('reconcile-task', 'reconcile-task.ts', reconcilerEnv),
   ]);
   roleIntake = roleIntakeFn;
   // API Gateway routes: each path to its own function; anything else is API Gateway's own 404.
@@ -286,20 +314,22 @@ async function main(): Promise<void> {
     writeFileSync(join(STATE_DIR, 'serve.json'), `${JSON.stringify(serveInfo, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(serveInfo)}\n`);
   }
-  const runnerFor = (fn: LocalFunction, queues: typeof breakGlassQueues, actor: Actor) =>
+  const runnerFor = (fn: LocalFunction, queues: typeof breakGlassQueues, actor: Actor, batchSize = 10) =>
     createSqsRunner({
       // The event source mapping polls as the function's role.
       sqs: aws.sqsAs(actor),
       queueUrl: queues.queueUrl,
       queueArn: queues.queueArn,
       handler: ((event, context) => fn.invoke(event, context)) as SqsHandler,
-      batchSize: 10,
+      batchSize,
       functionTimeoutMs: 30_000,
       functionName: fn.name,
     });
   const runners = [
     runnerFor(grantWorker, requestQueues, 'grantWorker'),
     runnerFor(breakGlassWorker, breakGlassQueues, 'breakGlassWorker'),
+    // Batch size 1, as the template's event source mapping: each task owns one invocation's deadline.
+    runnerFor(reconcileTaskFn, reconcileQueues, 'reconciler', 1),
   ];
 
   let stopping = false;
@@ -437,6 +467,35 @@ async function main(): Promise<void> {
       `waiting ${Math.max(0, Math.ceil((next - Date.now()) / 1000))}s for ${due.length} expiry schedule(s) to fire…`,
     );
     await new Promise((r) => setTimeout(r, Math.max(300, next - Date.now() + 500)));
+  }
+
+  // The reconciler's schedule (every 5 minutes deployed) fires once: the expiry safety net and a full
+  // reconcile pass over every cluster of the policy, staging's through its target role. Then the
+  // queues drain again (an overdue expiry it finds goes to the workers).
+  const scheduled = {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: accountOfQueue(aws.queueArn) ?? '123456789012',
+    time: new Date().toISOString(),
+    region: aws.env.AWS_REGION ?? 'us-east-1',
+    resources: [],
+    detail: {},
+  };
+  await reconcilerFn.invoke(
+    scheduled,
+    lambdaContext({ functionName: 'eks-access-grants-local-reconciler', timeoutMs: 60_000 }),
+  );
+  await Promise.all(runners.map((r) => r.runUntilIdle({ maxMs: 60_000 })));
+  const lastRun = await new LedgerAdapter(aws.dynamodb, 'grants').lastReconcileRun();
+  if (lastRun) {
+    const r = lastRun.report;
+    console.log(
+      `\nReconcile pass: ${r.clusters ?? '?'} clusters, ${r.principalsChecked} principals checked, ` +
+        `${r.drifted} drifted, ${r.errors} errors, ${r.expiriesEnqueued} overdue expiries enqueued; ` +
+        `${r.truncated ? 'not finished' : `full pass in ${r.coverageSeconds}s`}`,
+    );
   }
 
   // The audit log also holds the expiring-soon reminders (same source): not audit records.

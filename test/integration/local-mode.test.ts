@@ -52,7 +52,15 @@ describe('local mode (npm start)', () => {
     expect(out).toMatch(/create-role-failed\.json\s+CreateRole\s+-\s+dropped: no rule matched/);
     expect(out).toMatch(/create-role-unmatched\.json\s+CreateRole\s+-\s+nothing/);
     expect(out).toMatch(/role\/eks\/dev\/view\/ci-reader\s+-\s+View@/);
-    // Five functions cold-start in their own threads: size the wait for a busy machine.
+    // The scheduled reconciler runs one full pass over all three clusters (staging through its target
+    // role): every principal the samples gave access to is checked, and nothing has drifted.
+    const pass =
+      /Reconcile pass: (\d+) clusters, (\d+) principals checked, (\d+) drifted, (\d+) errors.*full pass in/.exec(
+        out,
+      );
+    expect(pass?.slice(1)).toEqual(['3', expect.any(String), '0', '0']);
+    expect(Number(pass?.[2])).toBeGreaterThan(0);
+    // Seven functions cold-start in their own threads: size the wait for a busy machine.
   }, 240_000);
 
   test('--serve prints one JSON line of endpoints first and stops cleanly on SIGTERM', async () => {
@@ -87,6 +95,7 @@ describe('local mode (npm start)', () => {
       secretAccessKey: expect.any(String),
     });
     expect(info.eksEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(info.operatorTargetRoleName).toBe('eks-access-grants-local-operator-target');
     expect(info.clusters).toEqual(
       expect.arrayContaining([
         { alias: 'dev', name: 'dev', account: '123456789012', region: 'us-east-1' },
