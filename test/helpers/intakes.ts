@@ -2,14 +2,13 @@
  * The intakes as deployed, wired to a harness (test/helpers/harness.ts): the role-lifecycle intake, on its own
  * or invoked by the local EventBridge as the template's rule does, and the two HTTP intakes behind a local
  * HTTP API with their signing keys in a local SSM. Each intake sends with its own identity, so the queue
- * stamps which function sent what. Also the EKS write count the forgery rows assert on.
+ * stamps which function sent what.
  */
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import type { ServiceLogger } from '../../functions/service/grant-service.js';
 import { createRoleLifecycleIntake } from '../../functions/service/role-lifecycle.js';
 import { createTicketIntake, type TicketIntakeOptions } from '../../functions/service/ticket-intake.js';
-import type { EksCall } from '../../infra/local/eks-emulator.js';
 import { type HttpApiServer, serveHttpApi } from '../../infra/local/http-api.js';
 import { startSsm } from '../../infra/local/ssm.js';
 import { localClientConfig } from '../../infra/local/stack.js';
@@ -113,17 +112,4 @@ export async function serveHttpIntakes(h: Harness, opts: HttpIntakeOptions): Pro
       await ssm.close();
     },
   };
-}
-
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
-
-/** The successful EKS writes so far, as the emulator counted them. */
-export function eksWrites(h: Harness): EksCall[] {
-  return h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
 }

@@ -20,8 +20,8 @@ import type { HttpApiServer } from '../../infra/local/http-api.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { accepts } from '../helpers/ajv.js';
 import { ADMIN, EDIT, ns, VIEW } from '../helpers/fixtures.js';
-import { captureLogger, type Harness, startHarness } from '../helpers/harness.js';
-import { createRoleIntake, eksWrites, type RoleIntake, serveHttpIntakes } from '../helpers/intakes.js';
+import { captureLogger, eksWrites, type Harness, startHarness } from '../helpers/harness.js';
+import { createRoleIntake, type RoleIntake, serveHttpIntakes } from '../helpers/intakes.js';
 
 const TICKET_SECRET = 'forgery-ticket-secret';
 const BREAK_GLASS_SECRET = 'forgery-break-glass-secret';

@@ -41,8 +41,8 @@ import {
 import { CLOUDTRAIL_CREDENTIALS, LOCAL_REGION } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile, readPolicyDocument } from '../../infra/policy-file.js';
 import { ADMIN, fixture, VIEW } from '../helpers/fixtures.js';
-import { captureLogger, type Harness, type Sender } from '../helpers/harness.js';
-import { eksWrites, serveHttpIntakes, startHarnessWithRoleIntake } from '../helpers/intakes.js';
+import { captureLogger, eksWrites, type Harness, type Sender } from '../helpers/harness.js';
+import { serveHttpIntakes, startHarnessWithRoleIntake } from '../helpers/intakes.js';
 
 const TICKET_SECRET = 'forgery-senders-ticket-secret';
 const BREAK_GLASS_SECRET = 'forgery-senders-break-glass-secret';
