@@ -14,7 +14,7 @@ import {
   type ObjectSpec,
   type Spec,
   type StringSpec,
-  toJsonSchema,
+  schemaDocument,
   validate,
 } from './schema.js';
 import { ACTIONS, SOURCES } from './types.js';
@@ -160,13 +160,11 @@ export const AUDIT_RECORD_SPEC: ObjectSpec = {
 };
 
 export function auditRecordJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://eks-access-grants.dev/schemas/audit-record.v1.schema.json',
+  return schemaDocument(AUDIT_RECORD_SPEC, {
+    id: 'https://eks-access-grants.dev/schemas/audit-record.v1.schema.json',
     title: 'AuditRecord v1',
-    $comment: 'Generated from functions/core/audit-schema.ts by `npm run schemas`; do not edit.',
-    ...toJsonSchema(AUDIT_RECORD_SPEC),
-  };
+    comment: 'Generated from functions/core/audit-schema.ts by `npm run schemas`; do not edit.',
+  });
 }
 
 /** Checks a record against AuditRecord v1: the first violation, with its path. */

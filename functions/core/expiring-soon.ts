@@ -19,7 +19,7 @@ import {
   type ObjectSpec,
   type Spec,
   type StringSpec,
-  toJsonSchema,
+  schemaDocument,
   validate,
 } from './schema.js';
 import { type PolicyAssociation, SOURCES, type Source } from './types.js';
@@ -133,13 +133,11 @@ export const EXPIRING_SOON_SPEC: ObjectSpec = object(
 );
 
 export function expiringSoonJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://eks-access-grants.dev/schemas/expiring-soon.v1.schema.json',
+  return schemaDocument(EXPIRING_SOON_SPEC, {
+    id: 'https://eks-access-grants.dev/schemas/expiring-soon.v1.schema.json',
     title: 'ExpiringSoon v1',
-    $comment: 'Generated from functions/core/expiring-soon.ts by `npm run schemas`; do not edit.',
-    ...toJsonSchema(EXPIRING_SOON_SPEC),
-  };
+    comment: 'Generated from functions/core/expiring-soon.ts by `npm run schemas`; do not edit.',
+  });
 }
 
 export function validateExpiringSoonEvent(event: unknown): Checked {

@@ -19,8 +19,8 @@ import {
   type ObjectSpec,
   own,
   type StringSpec,
+  schemaDocument,
   show,
-  toJsonSchema,
   truncate,
   validate,
 } from './schema.js';
@@ -894,14 +894,12 @@ export function parseAccessRequest(body: string): ParseResult {
 
 /** JSON Schema (draft 2020-12) of AccessRequest v1, generated from the same specs as the validator. */
 export function accessRequestJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'urn:eks-access-grants:schema:access-request:v1',
+  return schemaDocument(ACCESS_REQUEST_SPEC, {
+    id: 'urn:eks-access-grants:schema:access-request:v1',
     title: 'AccessRequest v1',
-    $comment:
+    comment:
       'Generated from functions/core/request.ts by `npm run schemas`; do not edit. The validator also enforces ' +
       'what a schema cannot: real calendar dates in expiresAt, 0 < duration <= P90D, distinct policyArn values ' +
       'within accessPolicies, and it reports the first violation with a reason code.',
-    ...toJsonSchema(ACCESS_REQUEST_SPEC),
-  };
+  });
 }

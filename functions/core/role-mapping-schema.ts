@@ -14,8 +14,8 @@ import {
   configJoin,
   type ObjectSpec,
   own,
+  schemaDocument,
   showConfig,
-  toJsonSchema,
 } from './schema.js';
 
 const TRUSTED_CREATOR =
@@ -215,19 +215,14 @@ export function validateGuardrailPolicy(raw: unknown): GuardrailPolicy {
 
 /** JSON Schema (draft 2020-12) of the policy file, for events/schemas/ and editors (yaml-language-server). */
 export function guardrailPolicyJsonSchema(): Record<string, unknown> {
-  const defs: Record<string, unknown> = {};
-  const body = toJsonSchema(guardrailPolicySpec(), defs);
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'urn:eks-access-grants:schema:guardrail-policy:v1',
+  return schemaDocument(guardrailPolicySpec(), {
+    id: 'urn:eks-access-grants:schema:guardrail-policy:v1',
     title: 'Guardrail policy v1',
-    $comment:
+    comment:
       'Generated from functions/core/policy-schema.ts and role-mapping-schema.ts by `npm run schemas`; do not ' +
       'edit. The validator also enforces what a schema cannot: a maxDuration longer than zero; scopeTypes with ' +
       'allowedPolicies and namespacePatterns with namespace scope (and neither without); a rule that grants ' +
       "something; role mappings that their cluster's iam-role-created rule allows; tag keys distinct ignoring " +
       'case. It reports every problem at once, each with its path.',
-    ...body,
-    $defs: defs,
-  };
+  });
 }

@@ -489,6 +489,32 @@ export function toJsonSchema(spec: Spec, defs?: Record<string, unknown>): Record
   return s;
 }
 
+/** What a published schema document says about itself, around the generated body. */
+export interface SchemaDocumentInfo {
+  readonly id: string;
+  readonly title: string;
+  /** Where it is generated from, and what the validator enforces beyond what the schema can say. */
+  readonly comment: string;
+}
+
+/**
+ * A whole JSON Schema document (draft 2020-12) for a spec, as published under events/schemas/:
+ * the `$schema`/`$id`/`title`/`$comment` envelope, the generated body, then `$defs` when some spec
+ * carries a `ref`. Key order is part of the published bytes, so it is fixed here.
+ */
+export function schemaDocument(spec: Spec, info: SchemaDocumentInfo): Record<string, unknown> {
+  const defs: Record<string, unknown> = {};
+  const body = toJsonSchema(spec, defs);
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: info.id,
+    title: info.title,
+    $comment: info.comment,
+    ...body,
+    ...(Object.keys(defs).length > 0 && { $defs: defs }),
+  };
+}
+
 /**
  * `^(?:[Ss][Yy][Ss]...:|...)`: a case-insensitive prefix test without the `i` flag,
  * which JSON Schema patterns cannot carry.

@@ -29,7 +29,7 @@ import type { SenderBinding } from '../../functions/core/senders.js';
 import { type AccessRequest, SOURCES, type Source } from '../../functions/core/types.js';
 import type { ExpiryScheduler, ServiceLogger } from '../../functions/service/grant-service.js';
 import { createWorker } from '../../functions/service/worker.js';
-import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
+import { type EksCall, type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
 import {
   type Actor,
   credentialsOf,
@@ -141,6 +141,19 @@ export function legitimateSender(body: string, worker: WorkerName | 'both' = 'bo
 }
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
+
+const WRITES = new Set([
+  'CreateAccessEntry',
+  'UpdateAccessEntry',
+  'DeleteAccessEntry',
+  'AssociateAccessPolicy',
+  'DisassociateAccessPolicy',
+]);
+
+/** The successful EKS writes so far, as the emulator counted them. */
+export function eksWrites(h: Harness): EksCall[] {
+  return h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+}
 
 export async function startHarness(opts: HarnessOptions = {}) {
   const maxReceiveCount = opts.maxReceiveCount ?? 3;

@@ -17,7 +17,7 @@ import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { reconcilerFor } from '../helpers/expiry.js';
 import { EDIT, fixture, ns, VIEW } from '../helpers/fixtures.js';
-import { CREDENTIALS, REGION } from '../helpers/harness.js';
+import { CREDENTIALS, eksWrites, REGION } from '../helpers/harness.js';
 
 // Each test runs the CLI as a child process (tsx start-up included), several times: on a busy 2-core
 // machine that takes far longer than the default 60 s, which says nothing about the CLI.
@@ -42,6 +42,30 @@ const FOREIGN = 'arn:aws:iam::111122223333:role/someone-else';
 function eksClient(stack: CliStack): EKSClient {
   return new EKSClient({ region: REGION, endpoint: stack.harness.eks.endpoint, credentials: CREDENTIALS });
 }
+
+/** The sample policy with a cluster it knows but EKS does not: a grant there fails permanently into the DLQ. */
+async function policyWithGhostCluster() {
+  const doc = (await readPolicyDocument(EXAMPLE_POLICY_PATH)) as { clusters: Record<string, unknown> };
+  doc.clusters.ghost = doc.clusters.dev;
+  return validatePolicy(doc);
+}
+
+/**
+ * A stack with these requests applied, whose worker then keeps polling, as in local mode, so the requests the
+ * CLI sends are processed while it waits for their outcome.
+ */
+async function startPollingStack(
+  ...requests: Parameters<CliStack['harness']['send']>[0][]
+): Promise<CliStack> {
+  const stack = await startCliStack();
+  for (const request of requests) await stack.harness.send(request);
+  await stack.harness.drain();
+  stack.harness.runner.start();
+  return stack;
+}
+
+/** Successful EKS writes the emulator saw since its last resetCalls(). */
+const eksWritesOf = (stack: CliStack): string[] => eksWrites(stack.harness).map((c) => c.operation);
 
 describe('cli: usage and errors', () => {
   test('an unknown command prints usage on stderr and exits 1', async () => {
@@ -90,10 +114,7 @@ describe('cli: usage and errors', () => {
 describe('cli: reading commands', () => {
   let stack: CliStack;
   beforeAll(async () => {
-    const doc = (await readPolicyDocument(EXAMPLE_POLICY_PATH)) as { clusters: Record<string, unknown> };
-    // A cluster the policy knows but EKS does not: a grant there fails permanently into the DLQ.
-    doc.clusters.ghost = doc.clusters.dev;
-    stack = await startCliStack({ policy: validatePolicy(doc) });
+    stack = await startCliStack({ policy: await policyWithGhostCluster() });
     const h = stack.harness;
     h.eks.seedEntry('dev', {
       principalArn: FOREIGN,
@@ -307,9 +328,7 @@ describe('cli: reading commands', () => {
 describe('cli: dlq redrive', () => {
   let stack: CliStack;
   beforeAll(async () => {
-    const doc = (await readPolicyDocument(EXAMPLE_POLICY_PATH)) as { clusters: Record<string, unknown> };
-    doc.clusters.ghost = doc.clusters.dev;
-    stack = await startCliStack({ policy: validatePolicy(doc) });
+    stack = await startCliStack({ policy: await policyWithGhostCluster() });
     await stack.harness.send(fixture('dev-view-grant', { requestId: 'req-ghost-a', clusterName: 'ghost' }));
     await stack.harness.send(fixture('dev-edit-grant', { requestId: 'req-ghost-b', clusterName: 'ghost' }));
     await stack.harness.drain();
@@ -496,13 +515,25 @@ describe('cli: plan writes nothing', () => {
 
 describe('cli: revoke', () => {
   let stack: CliStack;
+  const revokeArgs = (principal: string, grant: string, reason: string, ...extra: string[]) => [
+    'revoke',
+    ...local(stack),
+    '--cluster',
+    'dev',
+    '--principal',
+    principal,
+    '--grant',
+    grant,
+    '--reason',
+    reason,
+    ...extra,
+  ];
+
   beforeAll(async () => {
-    stack = await startCliStack();
-    await stack.harness.send(fixture('dev-view-grant', { duration: 'PT8H' }));
-    await stack.harness.send(fixture('dev-edit-grant'));
-    await stack.harness.drain();
-    // The worker keeps polling, as in local mode, so the CLI's requests are processed while it waits.
-    stack.harness.runner.start();
+    stack = await startPollingStack(
+      fixture('dev-view-grant', { duration: 'PT8H' }),
+      fixture('dev-edit-grant'),
+    );
   }, 180_000);
   afterAll(async () => {
     await stack?.close();
@@ -511,19 +542,7 @@ describe('cli: revoke', () => {
   test('revokes a grant as source operator, waits for the terminal audit record, and EKS and the schedule follow it', async () => {
     const schedule = scheduleName('req-dev-view-0001');
     expect(stack.harness.aws.schedulerEmulator.schedules().map((s) => s.name)).toContain(schedule);
-    const r = await runCli([
-      'revoke',
-      ...local(stack),
-      '--cluster',
-      'dev',
-      '--principal',
-      TEAM_A,
-      '--grant',
-      'req-dev-view-0001',
-      '--reason',
-      'left the team',
-      '--json',
-    ]);
+    const r = await runCli(revokeArgs(TEAM_A, 'req-dev-view-0001', 'left the team', '--json'));
     expect(r.code, r.stderr).toBe(0);
     const audit = JSON.parse(r.stdout) as AuditRecord;
     expect(audit).toMatchObject({
@@ -540,37 +559,33 @@ describe('cli: revoke', () => {
     expect(r.stderr).toMatch(/queued operator-revoke-\S+ on requests\.fifo; waiting for its outcome/);
   }, 180_000);
 
-  test('a revoke the worker refuses exits 2 with its audit record; --no-wait returns once queued', async () => {
-    const refused = await runCli([
-      'revoke',
-      ...local(stack),
-      '--cluster',
-      'dev',
-      '--principal',
-      DEPLOYER,
-      '--grant',
-      'no-such-grant',
-      '--reason',
-      'x',
-    ]);
-    expect(refused.code).toBe(2);
-    expect(refused.stdout).toMatch(
-      /rejected\s+operator\s+dev\s+\S+team-a-deployer\s+operator-revoke-\S+\s+no-such-grant\s+GRANT_NOT_FOUND/,
-    );
-    const queued = await runCli([
-      'revoke',
-      ...local(stack),
-      '--cluster',
-      'dev',
-      '--principal',
-      DEPLOYER,
-      '--grant',
-      'req-dev-edit-0001',
-      '--reason',
-      'x',
-      '--no-wait',
-      '--json',
-    ]);
+  const refusals = [
+    {
+      refusal: 'a revoke the worker refuses (no such grant) exits 2 with its audit record',
+      principal: DEPLOYER,
+      grant: 'no-such-grant',
+      stdout:
+        /rejected\s+operator\s+dev\s+\S+team-a-deployer\s+operator-revoke-\S+\s+no-such-grant\s+GRANT_NOT_FOUND/,
+    },
+    {
+      refusal: 'a request that fails validation is refused before it is sent (exit 2)',
+      principal: 'arn:aws:sts::111122223333:assumed-role/x/y',
+      grant: 'g',
+      stdout: /^REFUSED ASSUMED_ROLE_ARN: /,
+    },
+  ];
+  test.each(refusals.map((row) => [row.refusal, row] as const))(
+    '%s',
+    async (_refusal, { principal, grant, stdout }) => {
+      const r = await runCli(revokeArgs(principal, grant, 'x'));
+      expect(r.code).toBe(2);
+      expect(r.stdout).toMatch(stdout);
+    },
+    180_000,
+  );
+
+  test('--no-wait returns once the revoke is queued', async () => {
+    const queued = await runCli(revokeArgs(DEPLOYER, 'req-dev-edit-0001', 'x', '--no-wait', '--json'));
     expect(queued.code).toBe(0);
     expect(JSON.parse(queued.stdout)).toMatchObject({
       queue: 'requests.fifo',
@@ -578,23 +593,6 @@ describe('cli: revoke', () => {
       requestId: expect.stringMatching(/^operator-revoke-/),
     });
   }, 180_000);
-
-  test('a request that fails validation is refused before it is sent (exit 2)', async () => {
-    const r = await runCli([
-      'revoke',
-      ...local(stack),
-      '--cluster',
-      'dev',
-      '--principal',
-      'arn:aws:sts::111122223333:assumed-role/x/y',
-      '--grant',
-      'g',
-      '--reason',
-      'x',
-    ]);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^REFUSED ASSUMED_ROLE_ARN: /);
-  });
 });
 
 describe('cli: access at the EKS quota', () => {
@@ -655,11 +653,8 @@ describe('cli: extend', () => {
   const atSecond = (iso: string) => new Date(Math.ceil(Date.parse(iso) / 1000) * 1000).toISOString();
 
   beforeAll(async () => {
-    stack = await startCliStack();
     // prod's ticket rule: maxDuration PT8H from the grant start, 1 approval by someone else.
-    await stack.harness.send(fixture('prod-view-grant', { duration: 'PT2H' }));
-    await stack.harness.drain();
-    stack.harness.runner.start();
+    stack = await startPollingStack(fixture('prod-view-grant', { duration: 'PT2H' }));
   }, 180_000);
   afterAll(async () => {
     await stack?.close();
@@ -729,37 +724,9 @@ describe('cli: extend', () => {
   }, 180_000);
 
   test('a bad --by prints usage and exits 1 before anything is sent', async () => {
-    const r = await runInProcess([
-      'extend',
-      ...local(stack),
-      '--cluster',
-      'prod',
-      '--principal',
-      TEAM_A,
-      '--grant',
-      GRANT,
-      '--by',
-      '1h',
-      '--reason',
-      'x',
-    ]);
+    const r = await runInProcess(extendArgs('1h'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/--by "1h" is not a positive ISO-8601 duration/);
     expect(r.stderr).toMatch(/extend --cluster C --principal P --grant ID --by PT1H --reason R/);
   });
 });
-
-/** Successful EKS writes the emulator saw since its last resetCalls(). */
-function eksWritesOf(stack: CliStack): string[] {
-  const writes = new Set([
-    'CreateAccessEntry',
-    'UpdateAccessEntry',
-    'DeleteAccessEntry',
-    'AssociateAccessPolicy',
-    'DisassociateAccessPolicy',
-  ]);
-  return stack.harness.eks
-    .calls()
-    .filter((c) => writes.has(c.operation) && c.status < 300)
-    .map((c) => c.operation);
-}

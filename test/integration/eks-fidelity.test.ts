@@ -9,16 +9,16 @@ import { PermanentError } from '../../functions/core/errors.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { accepts } from '../helpers/ajv.js';
 import { fixture, ns, VIEW } from '../helpers/fixtures.js';
-import { CREDENTIALS, type Harness, type HarnessOptions, REGION, startHarness } from '../helpers/harness.js';
+import {
+  CREDENTIALS,
+  eksWrites,
+  type Harness,
+  type HarnessOptions,
+  REGION,
+  startHarness,
+} from '../helpers/harness.js';
 
 const ROLE = 'arn:aws:iam::111122223333:role/team-a-dev';
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
 
 /** What the role-lifecycle intake enqueues for a CreateRole that a role mapping matches. */
 const roleCreatedGrant = (over: Record<string, unknown> = {}) =>
@@ -41,7 +41,7 @@ afterEach(async () => {
   await h.close();
 });
 
-const writesOk = () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+const writesOk = () => eksWrites(h);
 
 describe('IAM propagation after CreateRole', () => {
   test('a role-created grant that meets the propagation window is retried and still granted', async () => {

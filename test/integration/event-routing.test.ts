@@ -15,12 +15,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_DETAIL_TYPE, AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
 import { type AuditOutcome, type AuditRecord, buildAuditRecord } from '../../functions/core/audit.js';
-import { createRoleLifecycleIntake } from '../../functions/service/role-lifecycle.js';
 import { credentialsOf } from '../../infra/local/identities.js';
 import { CLOUDTRAIL_CREDENTIALS, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../infra/local/stack.js';
-import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { VIEW } from '../helpers/fixtures.js';
-import { captureLogger, type Harness, startHarness } from '../helpers/harness.js';
+import type { Harness } from '../helpers/harness.js';
+import { startHarnessWithRoleIntake } from '../helpers/intakes.js';
 
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
 const INTAKE_RULE = 'roleLifecycleIntake-eventBridge-1';
@@ -76,25 +75,7 @@ const auditEntry = (detail: AuditRecord): PutEventsRequestEntry => ({
 });
 
 beforeAll(async () => {
-  const policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
-  let intake: ReturnType<typeof createRoleLifecycleIntake> | undefined;
-  h = await startHarness({
-    localAws: {
-      eventTargets: {
-        roleLifecycleIntake: (event) => (intake ? intake(event) : Promise.reject(new Error('not ready'))),
-      },
-    },
-  });
-  intake = createRoleLifecycleIntake({
-    config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
-    policy,
-    clients: {
-      sqs: h.aws.sqsAs('roleLifecycleIntake'),
-      dynamodb: h.aws.dynamodb,
-      eventbridge: busClient(ROLE_INTAKE_KEY),
-    },
-    logger: captureLogger(),
-  });
+  ({ h } = await startHarnessWithRoleIntake());
 });
 
 afterAll(async () => {

@@ -5,15 +5,8 @@ import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { accepts } from '../helpers/ajv.js';
 import { EDIT, fixture, fixtureBody, ns, VIEW } from '../helpers/fixtures.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { eksWrites, type Harness, startHarness } from '../helpers/harness.js';
 
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
 const TEAM_A = 'arn:aws:iam::111122223333:role/team-a-dev';
 
 describe('grant worker against the EKS emulator over HTTP', () => {
@@ -27,7 +20,7 @@ describe('grant worker against the EKS emulator over HTTP', () => {
     await h.close();
   });
 
-  const writes = () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+  const writes = () => eksWrites(h);
 
   test('grants a new principal: creates a tagged entry, associates the policy and audits `granted`', async () => {
     await h.send(fixture('dev-view-grant'));
@@ -263,7 +256,7 @@ describe('grant worker: recreated roles and revoke rights', () => {
     await h.close();
   });
 
-  const writes = () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+  const writes = () => eksWrites(h);
 
   const roleGrant = (requestId: string) => ({
     schemaVersion: 1 as const,

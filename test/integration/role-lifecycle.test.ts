@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
-import { createRoleLifecycleIntake, type RoleIntakeResult } from '../../functions/service/role-lifecycle.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { ns, VIEW } from '../helpers/fixtures.js';
 import { captureLogger, type Harness, startHarness } from '../helpers/harness.js';
+import { createRoleIntake, type RoleIntake } from '../helpers/intakes.js';
 
 const EDIT = 'arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy';
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
@@ -21,21 +21,12 @@ function sample(name: string): Record<string, unknown> {
 describe('role lifecycle intake → queue → worker → EKS', () => {
   let h: Harness;
   let logger: ReturnType<typeof captureLogger>;
-  let intake: (event: unknown) => Promise<RoleIntakeResult>;
+  let intake: RoleIntake;
 
   beforeEach(async () => {
     h = await startHarness();
     logger = captureLogger();
-    intake = createRoleLifecycleIntake({
-      config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
-      policy: await loadPolicyFile(EXAMPLE_POLICY_PATH),
-      clients: {
-        sqs: h.aws.sqsAs('roleLifecycleIntake'),
-        dynamodb: h.aws.dynamodb,
-        eventbridge: h.aws.eventbridgeAs('roleLifecycleIntake'),
-      },
-      logger,
-    });
+    intake = createRoleIntake(h, await loadPolicyFile(EXAMPLE_POLICY_PATH), logger);
   });
   afterEach(async () => {
     await h.close();

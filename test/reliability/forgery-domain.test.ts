@@ -9,7 +9,6 @@
  * shows the legitimate path still works.
  */
 import { readFileSync } from 'node:fs';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { auditRecordJsonSchema } from '../../functions/core/audit-schema.js';
 import { validateJiraMapping } from '../../functions/core/jira.js';
@@ -17,27 +16,15 @@ import { validatePolicy } from '../../functions/core/policy.js';
 import { signRequest } from '../../functions/core/signature.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { jiraPayload } from '../../functions/service/jira-payload.js';
-import { createRoleLifecycleIntake, type RoleIntakeResult } from '../../functions/service/role-lifecycle.js';
-import { createTicketIntake } from '../../functions/service/ticket-intake.js';
-import { type HttpApiServer, serveHttpApi } from '../../infra/local/http-api.js';
-import { type SsmEmulator, startSsm } from '../../infra/local/ssm.js';
-import { localClientConfig } from '../../infra/local/stack.js';
+import type { HttpApiServer } from '../../infra/local/http-api.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { accepts } from '../helpers/ajv.js';
 import { ADMIN, EDIT, ns, VIEW } from '../helpers/fixtures.js';
-import { captureLogger, type Harness, startHarness } from '../helpers/harness.js';
+import { captureLogger, eksWrites, type Harness, startHarness } from '../helpers/harness.js';
+import { createRoleIntake, type RoleIntake, serveHttpIntakes } from '../helpers/intakes.js';
 
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
 const TICKET_SECRET = 'forgery-ticket-secret';
 const BREAK_GLASS_SECRET = 'forgery-break-glass-secret';
-const TICKET_PARAM = '/forgery/ticket';
-const BREAK_GLASS_PARAM = '/forgery/break-glass';
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
 const GINA = { accountId: '5b10a2844c20165700ede21g', emailAddress: 'gina@example.com' };
 const FRANK = { accountId: '5b10ac8d82e05b22cc7d4ef5', emailAddress: 'frank@example.com' };
@@ -69,52 +56,24 @@ async function forgeryPolicy() {
 
 describe('forgery suite: creators, approvals and revoke rights', () => {
   let h: Harness;
-  let ssm: SsmEmulator;
-  let ssmClient: SSMClient;
   let api: HttpApiServer;
-  let roleIntake: (event: unknown) => Promise<RoleIntakeResult>;
+  let roleIntake: RoleIntake;
   const intakeLog = captureLogger();
   let n = 0;
 
   beforeEach(async () => {
     const policy = await forgeryPolicy();
     h = await startHarness({ policy });
-    ssm = await startSsm({
-      parameters: { [TICKET_PARAM]: TICKET_SECRET, [BREAK_GLASS_PARAM]: BREAK_GLASS_SECRET },
-    });
-    ssmClient = new SSMClient(localClientConfig(ssm.endpoint));
-    // Two functions as deployed, each with its own identity (C3): the queue stamps which intake sent what.
-    const intake = (route: '/tickets' | '/break-glass', actor: 'ticketIntake' | 'breakGlassIntake') =>
-      createTicketIntake({
-        config: {
-          routes: [route],
-          requestQueueUrl: h.aws.queueUrl,
-          // One worker drains both routes here; the break-glass queue's isolation is the template's row.
-          breakGlassQueueUrl: h.aws.queueUrl,
-          ticketSecretParam: TICKET_PARAM,
-          breakGlassSecretParam: BREAK_GLASS_PARAM,
-          ledgerTable: 'grants',
-          secretMaxAgeSeconds: 300,
-          replayWindowSeconds: 600,
-        },
-        policy,
-        ...(route === '/tickets' && { jira: jiraPayload(validateJiraMapping(JIRA_MAPPING_JSON)) }),
-        clients: { sqs: h.aws.sqsAs(actor), dynamodb: h.aws.dynamodb, ssm: ssmClient },
-        logger: intakeLog,
-      });
-    const tickets = intake('/tickets', 'ticketIntake');
-    const breakGlass = intake('/break-glass', 'breakGlassIntake');
-    api = await serveHttpApi((event) => (event.rawPath === '/break-glass' ? breakGlass : tickets)(event));
-    roleIntake = createRoleLifecycleIntake({
-      config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
+    // Each intake with its own identity (C3): the queue stamps which intake sent what.
+    api = await serveHttpIntakes(h, {
       policy,
-      clients: {
-        sqs: h.aws.sqsAs('roleLifecycleIntake'),
-        dynamodb: h.aws.dynamodb,
-        eventbridge: h.aws.eventbridgeAs('roleLifecycleIntake'),
-      },
-      logger: captureLogger(),
+      ticketSecret: TICKET_SECRET,
+      breakGlassSecret: BREAK_GLASS_SECRET,
+      jira: jiraPayload(validateJiraMapping(JIRA_MAPPING_JSON)),
+      logger: intakeLog,
     });
+    // Driven directly: the bus path to the role intake is forgery-senders.test.ts's row.
+    roleIntake = createRoleIntake(h, policy);
     intakeLog.lines.length = 0;
   });
   afterEach(async () => {
@@ -123,12 +82,10 @@ describe('forgery suite: creators, approvals and revoke rights', () => {
     expect(await h.dlqBodies()).toEqual([]);
     for (const record of h.audits()) expect(accepts(auditRecordJsonSchema(), record)).toBe(true);
     await api.close();
-    ssmClient.destroy();
-    await ssm.close();
     await h.close();
   });
 
-  const writes = () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300).length;
+  const writes = () => eksWrites(h).length;
   const entry = (cluster: string, arn: string) => h.eks.snapshot(cluster).find((e) => e.principalArn === arn);
   /** The intake's one line per decision: the audit trail of refusals at the HTTP edge. */
   const decisions = () =>

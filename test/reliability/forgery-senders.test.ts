@@ -24,7 +24,6 @@ import {
   SendMessageCommand,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_DETAIL_TYPE, AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
 import { messageGroupId } from '../../functions/adapters/queue.js';
@@ -32,32 +31,21 @@ import { type AuditRecord, buildAuditRecord } from '../../functions/core/audit.j
 import { type GuardrailPolicy, validatePolicy } from '../../functions/core/policy.js';
 import { signRequest } from '../../functions/core/signature.js';
 import type { AccessRequest } from '../../functions/core/types.js';
-import { createRoleLifecycleIntake } from '../../functions/service/role-lifecycle.js';
-import { createTicketIntake } from '../../functions/service/ticket-intake.js';
-import { type HttpApiServer, serveHttpApi } from '../../infra/local/http-api.js';
+import type { HttpApiServer } from '../../infra/local/http-api.js';
 import {
   credentialsOf,
   LOCAL_IDENTITIES,
   senderIdForKey,
   type WorkerName,
 } from '../../infra/local/identities.js';
-import { type SsmEmulator, startSsm } from '../../infra/local/ssm.js';
-import { CLOUDTRAIL_CREDENTIALS, LOCAL_REGION, localClientConfig } from '../../infra/local/stack.js';
+import { CLOUDTRAIL_CREDENTIALS, LOCAL_REGION } from '../../infra/local/stack.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile, readPolicyDocument } from '../../infra/policy-file.js';
 import { ADMIN, fixture, VIEW } from '../helpers/fixtures.js';
-import { captureLogger, type Harness, type Sender, startHarness } from '../helpers/harness.js';
+import { captureLogger, eksWrites, type Harness, type Sender } from '../helpers/harness.js';
+import { serveHttpIntakes, startHarnessWithRoleIntake } from '../helpers/intakes.js';
 
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
 const TICKET_SECRET = 'forgery-senders-ticket-secret';
 const BREAK_GLASS_SECRET = 'forgery-senders-break-glass-secret';
-const TICKET_PARAM = '/forgery-senders/ticket';
-const BREAK_GLASS_PARAM = '/forgery-senders/break-glass';
 const STRANGER_KEY = 'AKIASTRANGERFORGERY';
 const ONCALL = 'arn:aws:iam::111122223333:role/oncall';
 const TEAM_A_CI = 'arn:aws:iam::111122223333:role/team-a-ci';
@@ -74,33 +62,8 @@ interface Stack {
 }
 
 async function startStack(worker: WorkerName | 'both', policy?: GuardrailPolicy): Promise<Stack> {
-  const p = policy ?? (await loadPolicyFile(EXAMPLE_POLICY_PATH));
-  let intake: ReturnType<typeof createRoleLifecycleIntake> | undefined;
-  const h = await startHarness({
-    worker,
-    policy: p,
-    localAws: {
-      // EventBridge invokes the role intake for the events its template rule matches.
-      eventTargets: {
-        roleLifecycleIntake: (event) => (intake ? intake(event) : Promise.reject(new Error('not ready'))),
-      },
-    },
-  });
-  intake = createRoleLifecycleIntake({
-    config: { requestQueueUrl: h.aws.queueUrl, ledgerTable: 'grants', auditBusName: 'audit' },
-    policy: p,
-    clients: {
-      sqs: h.aws.sqsAs('roleLifecycleIntake'),
-      dynamodb: h.aws.dynamodb,
-      eventbridge: h.aws.eventbridgeAs('roleLifecycleIntake'),
-    },
-    logger: captureLogger(),
-  });
-  return {
-    h,
-    writes: () => h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300).length,
-    close: () => h.close(),
-  };
+  const { h } = await startHarnessWithRoleIntake({ worker, policy });
+  return { h, writes: () => eksWrites(h).length, close: () => h.close() };
 }
 
 /** Nothing lost: every message was consumed and acknowledged, none retried into the DLQ. */
@@ -300,9 +263,7 @@ describe('forgery suite: who sent it', () => {
         expect(h.auditsFor('dlq-own').map((a) => a.outcome)).toEqual(['failed', 'granted']);
         expect(h.eks.snapshot('ghost').map((e) => e.principalArn)).toEqual([own.principalArn]);
         expect(stack.writes()).toBeGreaterThan(0);
-        expect(
-          h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300 && c.clusterName !== 'ghost'),
-        ).toEqual([]);
+        expect(eksWrites(h).filter((c) => c.clusterName !== 'ghost')).toEqual([]);
         await expectNothingLost(h);
       },
     );
@@ -429,44 +390,20 @@ describe('forgery suite: who may put events on the buses', () => {
 
 describe('forgery suite: HTTP callers and signing keys', () => {
   let stack: Stack;
-  let ssm: SsmEmulator;
-  let ssmClient: SSMClient;
   let api: HttpApiServer;
   const intakeLog = captureLogger();
 
   beforeAll(async () => {
     stack = await startStack('both');
-    const { h } = stack;
-    const policy = await loadPolicyFile(EXAMPLE_POLICY_PATH);
-    ssm = await startSsm({
-      parameters: { [TICKET_PARAM]: TICKET_SECRET, [BREAK_GLASS_PARAM]: BREAK_GLASS_SECRET },
+    api = await serveHttpIntakes(stack.h, {
+      policy: await loadPolicyFile(EXAMPLE_POLICY_PATH),
+      ticketSecret: TICKET_SECRET,
+      breakGlassSecret: BREAK_GLASS_SECRET,
+      logger: intakeLog,
     });
-    ssmClient = new SSMClient(localClientConfig(ssm.endpoint));
-    // Two functions as deployed, each with its own route, key and identity.
-    const intake = (route: '/tickets' | '/break-glass', actor: 'ticketIntake' | 'breakGlassIntake') =>
-      createTicketIntake({
-        config: {
-          routes: [route],
-          requestQueueUrl: h.aws.queueUrl,
-          breakGlassQueueUrl: h.aws.queueUrl,
-          ticketSecretParam: TICKET_PARAM,
-          breakGlassSecretParam: BREAK_GLASS_PARAM,
-          ledgerTable: 'grants',
-          secretMaxAgeSeconds: 300,
-          replayWindowSeconds: 600,
-        },
-        policy,
-        clients: { sqs: h.aws.sqsAs(actor), dynamodb: h.aws.dynamodb, ssm: ssmClient },
-        logger: intakeLog,
-      });
-    const tickets = intake('/tickets', 'ticketIntake');
-    const breakGlass = intake('/break-glass', 'breakGlassIntake');
-    api = await serveHttpApi((event) => (event.rawPath === '/break-glass' ? breakGlass : tickets)(event));
   });
   afterAll(async () => {
     await api?.close();
-    ssmClient?.destroy();
-    await ssm?.close();
     await stack?.close();
   });
 
