@@ -18,9 +18,9 @@
 // The caller is who the SigV4 access key says (Authorization: AWS4-HMAC-SHA256 Credential=<key>/...); the signature
 // itself is not checked, as the other local emulators do not check it either.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { type CompiledPattern, compilePattern, type EventPattern } from './event-pattern.js';
-import { closeServer, listenLoopback, readBody } from './http.js';
+import { AwsServiceError, serveAwsJson, targetOperation } from './http.js';
 import {
   type CompiledStatement,
   compileStatement,
@@ -115,16 +115,6 @@ interface PutEventsEntry {
 
 type ResultEntry = { EventId: string } | { ErrorCode: string; ErrorMessage: string };
 
-class ServiceError extends Error {
-  constructor(
-    readonly type: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** The access key of a SigV4-signed request, if it is signed. */
 export function accessKeyOf(req: IncomingMessage): string | undefined {
   const auth = String(req.headers.authorization ?? '');
@@ -180,11 +170,11 @@ export async function startEventBridge(opts: StartEventBridgeOptions = {}): Prom
   const putEvents = async (body: Record<string, unknown>, caller: BusCaller): Promise<unknown> => {
     if (failures > 0) {
       failures -= 1;
-      throw new ServiceError('InternalException', 500, 'Injected failure (failNext).');
+      throw new AwsServiceError('InternalException', 500, 'Injected failure (failNext).');
     }
     const entries = body.Entries;
     if (!Array.isArray(entries) || entries.length < 1 || entries.length > 10) {
-      throw new ServiceError(
+      throw new AwsServiceError(
         'ValidationException',
         400,
         "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and 10",
@@ -270,56 +260,20 @@ export async function startEventBridge(opts: StartEventBridgeOptions = {}): Prom
     RemoveTargets: () => ({ FailedEntryCount: 0, FailedEntries: [] }),
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res);
+  const { endpoint, close } = await serveAwsJson({
+    ...(opts.port !== undefined && { port: opts.port }),
+    contentType: 'application/x-amz-json-1.1',
+    internalErrorType: 'InternalException',
+    invalidBody: (message) => new AwsServiceError('SerializationException', 400, message),
+    // PutEvents takes at most 256 KB of entries (API reference); a body far past that is refused whole.
+    maxBodyBytes: 1024 * 1024,
+    tooLarge: () =>
+      new AwsServiceError('ValidationException', 400, 'Request body is over the PutEvents size limit.'),
+    handle: (req, body) => targetOperation(req, 'AWSEvents', operations)(body, identify(accessKeyOf(req))),
   });
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const requestId = randomUUID();
-    const send = (status: number, payload: unknown, errorType?: string): void => {
-      res.statusCode = status;
-      res.setHeader('content-type', 'application/x-amz-json-1.1');
-      res.setHeader('x-amzn-requestid', requestId);
-      if (errorType) res.setHeader('x-amzn-errortype', errorType);
-      res.end(JSON.stringify(payload));
-    };
-    try {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const [prefix, operation = ''] = target.split('.');
-      const op = operations[operation];
-      if (req.method !== 'POST' || prefix !== 'AWSEvents' || !op) {
-        throw new ServiceError(
-          'UnknownOperationException',
-          400,
-          `Unsupported operation: ${target || req.method}`,
-        );
-      }
-      // PutEvents takes at most 256 KB of entries (API reference); a body far past that is refused whole.
-      const raw = await readBody(req, 1024 * 1024).catch(() => {
-        throw new ServiceError('ValidationException', 400, 'Request body is over the PutEvents size limit.');
-      });
-      let body: unknown;
-      try {
-        body = raw.length > 0 ? JSON.parse(raw) : {};
-      } catch {
-        throw new ServiceError('SerializationException', 400, 'Request body is not valid JSON.');
-      }
-      if (typeof body !== 'object' || body === null || Array.isArray(body))
-        throw new ServiceError('SerializationException', 400, 'Request body is not a JSON object.');
-      send(200, await op(body as Record<string, unknown>, identify(accessKeyOf(req))));
-    } catch (err) {
-      const e =
-        err instanceof ServiceError
-          ? err
-          : new ServiceError('InternalException', 500, String((err as Error).message));
-      send(e.status, { __type: e.type, message: e.message }, e.type);
-    }
-  };
-
-  const endpoint = await listenLoopback(server, opts.port);
   return {
     endpoint,
-    close: () => closeServer(server),
+    close,
     events: () => stored.map((e) => ({ ...e, resources: [...e.resources], routes: [...e.routes] })),
     failNext: (n) => {
       failures = Math.max(0, Math.trunc(n));
@@ -332,7 +286,7 @@ const STRING_FIELDS = ['Source', 'DetailType', 'Detail', 'EventBusName', 'TraceH
 /** A PutEventsRequestEntry of the wrong JSON shape: the whole call is a SerializationException, as in AWS. */
 function assertShape(entry: unknown): asserts entry is PutEventsEntry {
   const fail = (what: string) => {
-    throw new ServiceError('SerializationException', 400, `Entries: ${what}`);
+    throw new AwsServiceError('SerializationException', 400, `Entries: ${what}`);
   };
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
     fail('each entry is a JSON object');

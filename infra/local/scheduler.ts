@@ -3,11 +3,10 @@
 // an event bus (the templated EventBridge PutEvents target) put one event with Input as its detail. Only what
 // this project uses is emulated: at() expressions, SQS and event-bus targets, schedule groups by name,
 // ActionAfterCompletion.
-import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand, type SendMessageCommandInput, type SQSClient } from '@aws-sdk/client-sqs';
-import { closeServer, listenLoopback, readBody } from './http.js';
+import { AwsServiceError, serveAwsJson } from './http.js';
 
 export interface ScheduleTarget {
   Arn: string;
@@ -121,17 +120,8 @@ interface ScheduleGroup {
   LastModificationDate: number;
 }
 
-class ServiceError extends Error {
-  constructor(
-    readonly type: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string): ServiceError => new ServiceError('ValidationException', 400, message);
+const invalid = (message: string): AwsServiceError =>
+  new AwsServiceError('ValidationException', 400, message);
 const NAME = /^[0-9a-zA-Z\-_.]{1,64}$/;
 const AT = /^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$/;
 /** AWS default RetryPolicy: 185 attempts within 24 h. */
@@ -164,7 +154,7 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
 
   const findSchedule = (name: string, group: string | null): Schedule => {
     const s = schedules.get(keyOf(group ?? 'default', name));
-    if (!s) throw new ServiceError('ResourceNotFoundException', 404, `Schedule ${name} does not exist.`);
+    if (!s) throw new AwsServiceError('ResourceNotFoundException', 404, `Schedule ${name} does not exist.`);
     return s;
   };
 
@@ -173,7 +163,11 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
     if (!NAME.test(name)) throw invalid(`Invalid schedule name ${name}: 1-64 of [0-9a-zA-Z-_.].`);
     const groupName = optionalString(body.GroupName, 'GroupName') ?? 'default';
     if (!groups.has(groupName)) {
-      throw new ServiceError('ResourceNotFoundException', 404, `Schedule group ${groupName} does not exist.`);
+      throw new AwsServiceError(
+        'ResourceNotFoundException',
+        404,
+        `Schedule group ${groupName} does not exist.`,
+      );
     }
     const expression = optionalString(body.ScheduleExpression, 'ScheduleExpression');
     if (!expression) throw invalid('ScheduleExpression is required.');
@@ -242,14 +236,14 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
     const [collection, rawName, ...rest] = url.pathname.split('/').filter(Boolean);
     const name = rawName === undefined ? undefined : decodeURIComponent(rawName);
     if (rest.length > 0)
-      throw new ServiceError('UnknownOperationException', 404, `No route for ${url.pathname}`);
+      throw new AwsServiceError('UnknownOperationException', 404, `No route for ${url.pathname}`);
     if (collection === 'schedules' && name !== undefined) {
       const group = url.searchParams.get('groupName');
       switch (method) {
         case 'POST': {
           const s = buildSchedule(name, body);
           if (schedules.has(keyOf(s.GroupName, name))) {
-            throw new ServiceError('ConflictException', 409, `Schedule ${name} already exists.`);
+            throw new AwsServiceError('ConflictException', 409, `Schedule ${name} already exists.`);
           }
           schedules.set(keyOf(s.GroupName, name), s);
           return { ScheduleArn: s.Arn };
@@ -297,12 +291,12 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
       switch (method) {
         case 'POST':
           if (existing)
-            throw new ServiceError('ConflictException', 409, `Schedule group ${name} already exists.`);
+            throw new AwsServiceError('ConflictException', 409, `Schedule group ${name} already exists.`);
           if (!NAME.test(name)) throw invalid(`Invalid schedule group name ${name}.`);
           return { ScheduleGroupArn: addGroup(name).Arn };
         case 'GET':
           if (!existing)
-            throw new ServiceError(
+            throw new AwsServiceError(
               'ResourceNotFoundException',
               404,
               `Schedule group ${name} does not exist.`,
@@ -310,7 +304,7 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
           return view(existing);
         case 'DELETE':
           if (!existing)
-            throw new ServiceError(
+            throw new AwsServiceError(
               'ResourceNotFoundException',
               404,
               `Schedule group ${name} does not exist.`,
@@ -330,7 +324,7 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
         LastModificationDate: g.LastModificationDate / 1000,
       }));
     }
-    throw new ServiceError(
+    throw new AwsServiceError(
       'UnknownOperationException',
       404,
       `The emulator does not support ${method} ${url.pathname}`,
@@ -433,47 +427,22 @@ export async function startScheduler(opts: StartSchedulerOptions): Promise<Sched
   }, opts.tickMs ?? 100);
   timer.unref();
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res);
+  // REST-JSON: the operation is the method and path; errors carry `Message` (the model's member) too.
+  const { endpoint, close: closeHttp } = await serveAwsJson({
+    ...(opts.port !== undefined && { port: opts.port }),
+    contentType: 'application/json',
+    internalErrorType: 'InternalServerException',
+    invalidBody: invalid,
+    errorBody: (e) => ({ Message: e.message, message: e.message }),
+    handle: (req, body) => route(req.method ?? 'GET', new URL(req.url ?? '/', 'http://127.0.0.1'), body),
   });
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const requestId = randomUUID();
-    const send = (status: number, payload: unknown, errorType?: string): void => {
-      res.statusCode = status;
-      res.setHeader('content-type', 'application/json');
-      res.setHeader('x-amzn-requestid', requestId);
-      if (errorType) res.setHeader('x-amzn-errortype', errorType);
-      res.end(JSON.stringify(payload));
-    };
-    try {
-      const raw = await readBody(req);
-      let body: Record<string, unknown> = {};
-      if (raw.length > 0) {
-        try {
-          body = JSON.parse(raw) as Record<string, unknown>;
-        } catch {
-          throw invalid('Request body is not valid JSON.');
-        }
-      }
-      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-      send(200, await route(req.method ?? 'GET', url, body));
-    } catch (err) {
-      const e =
-        err instanceof ServiceError
-          ? err
-          : new ServiceError('InternalServerException', 500, String((err as Error).message));
-      send(e.status, { Message: e.message, message: e.message }, e.type);
-    }
-  };
-
-  const endpoint = await listenLoopback(server, opts.port);
 
   return {
     endpoint,
     close: async () => {
       clearInterval(timer);
       await sweeping;
-      await closeServer(server);
+      await closeHttp();
     },
     schedules: () =>
       [...schedules.values()].map((s) => ({

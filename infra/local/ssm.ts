@@ -3,8 +3,7 @@
 // live in memory. SecureString values come back in clear text only with WithDecryption, as in AWS; without
 // it the emulator returns an opaque stand-in for the KMS ciphertext.
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { closeServer, listenLoopback, readBody } from './http.js';
+import { AwsServiceError, serveAwsJson, targetOperation } from './http.js';
 
 export type ParameterType = 'String' | 'StringList' | 'SecureString';
 
@@ -30,16 +29,6 @@ interface Stored {
   value: string;
   version: number;
   lastModified: number;
-}
-
-class ServiceError extends Error {
-  constructor(
-    readonly type: string,
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const NAME = /^\/?[A-Za-z0-9_.\-/]{1,2048}$/;
@@ -79,7 +68,7 @@ export async function startSsm(opts: StartSsmOptions = {}): Promise<SsmEmulator>
   const nameOf = (body: Record<string, unknown>, key = 'Name'): string => {
     const name = body[key];
     if (typeof name !== 'string' || !NAME.test(name)) {
-      throw new ServiceError(
+      throw new AwsServiceError(
         'ValidationException',
         400,
         `Parameter name ${JSON.stringify(name)} is not valid.`,
@@ -93,13 +82,13 @@ export async function startSsm(opts: StartSsmOptions = {}): Promise<SsmEmulator>
       const name = nameOf(body);
       calls.push({ operation: 'GetParameter', names: [name] });
       const p = store.get(name);
-      if (!p) throw new ServiceError('ParameterNotFound', 400, `Parameter ${name} not found.`);
+      if (!p) throw new AwsServiceError('ParameterNotFound', 400, `Parameter ${name} not found.`);
       return { Parameter: render(p, body.WithDecryption === true) };
     },
     GetParameters: (body) => {
       const names = Array.isArray(body.Names) ? body.Names.map(String) : [];
       if (names.length < 1 || names.length > 10) {
-        throw new ServiceError('ValidationException', 400, 'Names must hold 1 to 10 parameter names.');
+        throw new AwsServiceError('ValidationException', 400, 'Names must hold 1 to 10 parameter names.');
       }
       calls.push({ operation: 'GetParameters', names });
       const found = names.flatMap((n) => {
@@ -112,65 +101,31 @@ export async function startSsm(opts: StartSsmOptions = {}): Promise<SsmEmulator>
       const name = nameOf(body);
       calls.push({ operation: 'PutParameter', names: [name] });
       if (typeof body.Value !== 'string' || body.Value === '') {
-        throw new ServiceError('ValidationException', 400, 'Value must be a non-empty string.');
+        throw new AwsServiceError('ValidationException', 400, 'Value must be a non-empty string.');
       }
       const existing = store.get(name);
       if (existing && body.Overwrite !== true) {
-        throw new ServiceError('ParameterAlreadyExists', 400, `The parameter ${name} already exists.`);
+        throw new AwsServiceError('ParameterAlreadyExists', 400, `The parameter ${name} already exists.`);
       }
       const type = (body.Type as ParameterType | undefined) ?? existing?.type ?? 'String';
       if (!['String', 'StringList', 'SecureString'].includes(type)) {
-        throw new ServiceError('UnsupportedParameterType', 400, `Type ${String(type)} is not supported.`);
+        throw new AwsServiceError('UnsupportedParameterType', 400, `Type ${String(type)} is not supported.`);
       }
       const stored = put(name, body.Value, type);
       return { Version: stored.version, Tier: 'Standard' };
     },
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    void handle(req, res);
+  const { endpoint, close } = await serveAwsJson({
+    ...(opts.port !== undefined && { port: opts.port }),
+    contentType: 'application/x-amz-json-1.1',
+    internalErrorType: 'InternalServerError',
+    invalidBody: (message) => new AwsServiceError('SerializationException', 400, message),
+    handle: (req, body) => targetOperation(req, 'AmazonSSM', operations)(body),
   });
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const send = (status: number, payload: unknown, errorType?: string): void => {
-      res.statusCode = status;
-      res.setHeader('content-type', 'application/x-amz-json-1.1');
-      res.setHeader('x-amzn-requestid', randomUUID());
-      if (errorType) res.setHeader('x-amzn-errortype', errorType);
-      res.end(JSON.stringify(payload));
-    };
-    try {
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const [prefix, operation = ''] = target.split('.');
-      const op = operations[operation];
-      if (req.method !== 'POST' || prefix !== 'AmazonSSM' || !op) {
-        throw new ServiceError(
-          'UnknownOperationException',
-          400,
-          `Unsupported operation: ${target || req.method}`,
-        );
-      }
-      const raw = await readBody(req);
-      let body: Record<string, unknown>;
-      try {
-        body = raw.length > 0 ? (JSON.parse(raw) as Record<string, unknown>) : {};
-      } catch {
-        throw new ServiceError('SerializationException', 400, 'Request body is not valid JSON.');
-      }
-      send(200, op(body));
-    } catch (err) {
-      const e =
-        err instanceof ServiceError
-          ? err
-          : new ServiceError('InternalServerError', 500, String((err as Error).message));
-      send(e.status, { __type: e.type, message: e.message }, e.type);
-    }
-  };
-
-  const endpoint = await listenLoopback(server, opts.port);
   return {
     endpoint,
-    close: () => closeServer(server),
+    close,
     put: (name, value, type) => {
       put(name, value, type);
     },
