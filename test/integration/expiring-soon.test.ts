@@ -47,7 +47,9 @@ describe('expiring-soon reminders', () => {
   test('puts an expiring-soon event on the audit bus a lead time before the grant ends; the grant stays', async () => {
     // Paused, so the reminder can be looked at before it fires (on a busy machine seconds pass quickly).
     h.aws.schedulerEmulator.pause();
-    await h.send(devGrant('req-soon-1', 'PT1H10S'));
+    // 30 s past the lead time: a drain slowed by a busy machine must not already be inside it (then, rightly,
+    // no reminder is scheduled at all).
+    await h.send(devGrant('req-soon-1', 'PT1H30S'));
     await h.drain();
     const [granted] = h.auditsFor('req-soon-1');
     expect(granted?.outcome).toBe('granted');
@@ -63,7 +65,7 @@ describe('expiring-soon reminders', () => {
     });
 
     h.aws.schedulerEmulator.resume();
-    await pumpUntil(h, () => h.reminders().length > 0, 'the expiring-soon event');
+    await pumpUntil(h, () => h.reminders().length > 0, 'the expiring-soon event', 90_000);
     const events = h.aws.eventbridgeEmulator
       .events()
       .filter((e) => e.detailType === 'Access Grant Expiring Soon');
