@@ -59,6 +59,13 @@ export interface Grant {
    * While it differs from `lastMessageId`, the change is pending: see `attributeChanges` in ledger-change.ts.
    */
   reportedMessageId?: string;
+  /**
+   * Set to the reported stamp when the record that reported it was `failed` (the message was dead-lettered):
+   * the change is in the ledger but its EKS calls may never have been made. A later message carrying the same
+   * request (a redrive: new message id) takes the change over and reports what it applies; see
+   * `takeOverFailed` in ledger-change.ts. Meaningless once `lastMessageId` moves on.
+   */
+  failedMessageId?: string;
 }
 
 /** The access the principal had before this system first changed anything, captured once. */

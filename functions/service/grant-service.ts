@@ -391,20 +391,32 @@ export class GrantService {
     );
   }
 
-  /** Best effort: a crash before this only means a redelivery repeats the outcome. */
+  /**
+   * Best effort: a crash before this only means a redelivery repeats the outcome. `failed`: the record was
+   * `failed` (the message is dead-lettered), so a redrive of the same request takes the change over
+   * (`takeOverFailed` in core/ledger-change.ts) instead of reporting `unchanged` for what it applies.
+   */
   private async markReported(
     request: AccessRequest,
     place: Place,
     grants: Grant[],
     messageId: string,
+    failed = false,
   ): Promise<void> {
     for (const g of grants) {
+      // The mark names the stamp it reports, which a redrive may have taken over from an older message.
+      const reported = g.lastMessageId ?? messageId;
+      const { failedMessageId: _previous, ...rest } = g;
       try {
         await this.deps.ledger.updateGrant(
           place.key,
           request.principalArn,
-          // The mark names the stamp it reports, which a redrive may have taken over from an older message.
-          { ...g, reportedMessageId: g.lastMessageId ?? messageId, version: g.version + 1 },
+          {
+            ...rest,
+            reportedMessageId: reported,
+            ...(failed && { failedMessageId: reported }),
+            version: g.version + 1,
+          },
           g.version,
         );
       } catch (err) {
@@ -553,8 +565,9 @@ export class GrantService {
       changes: applied,
     });
     // The cycle ended with its record: later messages converge what it left (a revoke that could not be
-    // applied, say) instead of deferring to a message that will not come back unless redriven.
-    await this.markOwnReported(request, place, message);
+    // applied, say) instead of deferring to a message that will not come back unless redriven; a redrive
+    // of this request takes the change over, since the mark says it was reported as failed.
+    await this.markOwnReported(request, place, message, true);
     return done;
   }
 
@@ -563,11 +576,12 @@ export class GrantService {
     request: AccessRequest,
     place: Place,
     message: InboundMessage,
+    failed = false,
   ): Promise<void> {
     try {
       const record = await this.deps.ledger.load(place.key, request.principalArn);
       const own = attributeChanges(record, message.messageId, request.requestId).own;
-      await this.markReported(request, place, own, message.messageId);
+      await this.markReported(request, place, own, message.messageId, failed);
     } catch (err) {
       this.deps.logger.warn('could not mark the grants of a failed request as reported', {
         requestId: request.requestId,
