@@ -6,15 +6,16 @@
  * apply the minimal diff. A replayed, duplicated or reordered message therefore
  * converges to the same state.
  */
-import { createHash } from 'node:crypto';
 import { type EksAdapter, entryCreatedAt } from '../adapters/eks.js';
 import type { LedgerAdapter } from '../adapters/ledger.js';
 import {
   type AuditChange,
   type AuditOutcome,
   type AuditRecord,
+  auditHash,
   buildAuditRecord,
   describeChange,
+  messageAttemptKey,
 } from '../core/audit.js';
 import { type ClusterDirectory, type ClusterTarget, clusterArn } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
@@ -654,10 +655,11 @@ export class GrantService {
         ...(target && { clusterArn: clusterArn(target) }),
         attempt: message.receiveCount,
         at: this.now(),
-        attemptKey: `${message.messageId}:${message.receiveCount}`,
+        // The CLI finds the record of the message it sent by this key (isRecordOfMessage in core/audit.ts).
+        attemptKey: messageAttemptKey(message.messageId, message.receiveCount),
         ...(message.senderId !== undefined && { senderId: message.senderId }),
       },
-      (s) => createHash('sha256').update(s).digest('hex').slice(0, 32),
+      auditHash,
     );
     try {
       await this.deps.audit.publish(record);
