@@ -402,6 +402,27 @@ export function attributeChanges(
   return out;
 }
 
+/**
+ * Whether `messageId` is a redelivery of a message whose attempt cycle already ended with its terminal record:
+ * a grant names it among the messages that reported a change to it (kept after later messages re-stamp the
+ * grant), and no change it stamped is pending. SQS redelivers a
+ * message with the same id when the invocation that handled it was lost after the handler finished (a Lambda
+ * timeout at the end of the batch, a crash before the event source mapping deleted it); another record would
+ * only repeat the outcome as `unchanged`. A message that stamped nothing (a rejection, a replay of a request
+ * another message recorded, a reconcile) cannot be told apart from a first delivery and is handled again.
+ */
+export function alreadyReported(record: PrincipalRecord, messageId: string): boolean {
+  // A change it stamped and has not reported: its cycle is open (a retry after a transient fault).
+  if (record.grants.some((g) => g.lastMessageId === messageId && g.reportedMessageId !== messageId)) {
+    return false;
+  }
+  return record.grants.some(
+    (g) =>
+      g.reportedMessageIds?.includes(messageId) ||
+      (g.lastMessageId === messageId && g.reportedMessageId === messageId),
+  );
+}
+
 /** Whether the revoke (or expiry) `request` may end or narrow `grant`: see the module comment. */
 export function mayEnd(request: AccessRequest, grant: Grant): boolean {
   if (request.source === 'expiry' || request.source === 'operator') return true;

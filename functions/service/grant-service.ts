@@ -21,8 +21,19 @@ import { type ClusterDirectory, type ClusterTarget, clusterArn } from '../core/c
 import { computeDesired, desiredState } from '../core/desired.js';
 import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
-import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
-import { attributeChanges, type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
+import {
+  type EndedBy,
+  endGrant,
+  type Grant,
+  type PrincipalRecord,
+  REPORTED_MESSAGES_KEPT,
+} from '../core/ledger.js';
+import {
+  alreadyReported,
+  attributeChanges,
+  type LedgerChange,
+  planLedgerChange,
+} from '../core/ledger-change.js';
 import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
@@ -107,6 +118,8 @@ export interface InboundMessage {
 
 export type MessageResult =
   | { status: 'done'; audit: AuditRecord }
+  /** A redelivery of a message whose terminal record is out (`alreadyReported`): acknowledged, nothing published. */
+  | { status: 'duplicate' }
   /** Return the message to the queue; the SDK and in-invocation retries are spent. */
   | { status: 'retry'; error: AppError };
 
@@ -197,13 +210,17 @@ export class GrantService {
     const applied: AuditChange[] = [];
     const place = this.placeOf(request);
     try {
-      const { toMarkReported, ...result } = await this.converge(
-        request,
-        place,
-        decision.expiresAt,
-        message,
-        applied,
-      );
+      const converged = await this.converge(request, place, decision.expiresAt, message, applied);
+      if (converged === 'already-reported') {
+        this.deps.metrics?.count('RedeliveriesAcknowledged');
+        this.deps.logger.info('redelivery of a message whose outcome is already reported; acknowledged', {
+          requestId: request.requestId,
+          messageId: message.messageId,
+          attempt: message.receiveCount,
+        });
+        return { status: 'duplicate' };
+      }
+      const { toMarkReported, ...result } = converged;
       const done = await this.finish(message, {
         requestId: request.requestId,
         request,
@@ -230,7 +247,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<ConvergeResult> {
+  ): Promise<ConvergeResult | 'already-reported'> {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
@@ -256,12 +273,16 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<ConvergeResult> {
+  ): Promise<ConvergeResult | 'already-reported'> {
     const { principalArn } = request;
     const { target, key } = place;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
     let record = await this.deps.ledger.load(key, principalArn);
+    // SQS hands back a message whose invocation was lost after the handler finished it. Its change is applied
+    // and its record out: leave EKS alone and publish nothing (on the first round only: a later round's load
+    // sees what this attempt itself reported, which cannot be, since it reports after converging).
+    if (applied.length === 0 && alreadyReported(record, message.messageId)) return 'already-reported';
     const current = await this.deps.eks.readCurrent(target, principalArn, signal);
     if (unseenOwnCreate(current, applied)) {
       // EKS is eventually consistent: an entry this message created can read as absent for a while.
@@ -416,6 +437,11 @@ export class GrantService {
             ...rest,
             reportedMessageId: reported,
             ...(failed && { failedMessageId: reported }),
+            // Who reported, kept after later stamps: its redelivery publishes nothing (alreadyReported).
+            reportedMessageIds: [
+              ...(g.reportedMessageIds ?? []).filter((id) => id !== messageId),
+              messageId,
+            ].slice(-REPORTED_MESSAGES_KEPT),
             version: g.version + 1,
           },
           g.version,

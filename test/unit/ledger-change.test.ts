@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { RejectionError } from '../../functions/core/errors.js';
 import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
 import {
+  alreadyReported,
   attributeChanges,
   EMPTY_BASELINE,
   type LedgerChange,
@@ -479,5 +480,43 @@ describe('takeOverFailed: a redrive takes over the change its failed cycle recor
       messageId: 'm-redriven',
     });
     expect(change.updates.map((u) => u.next.lastMessageId)).toEqual(['m-redriven']);
+  });
+});
+
+describe('alreadyReported: a redelivery of a message whose record is out', () => {
+  const g = (over: Partial<Grant>) => grant('g-1', 'ticket', over);
+
+  test('a message that stamped and reported its change has reported', () => {
+    expect(
+      alreadyReported(
+        record([g({ lastMessageId: 'm1', reportedMessageId: 'm1', reportedMessageIds: ['m1'] })]),
+        'm1',
+      ),
+    ).toBe(true);
+  });
+
+  test('it still has after a later message re-stamped the grant (a revoke after the grant, both redelivered)', () => {
+    const revoked = g({
+      status: 'revoked',
+      lastMessageId: 'm2',
+      reportedMessageId: 'm2',
+      reportedMessageIds: ['m1', 'm2'],
+    });
+    expect(alreadyReported(record([revoked]), 'm1')).toBe(true);
+    expect(alreadyReported(record([revoked]), 'm2')).toBe(true);
+  });
+
+  test('a change it stamped and has not reported is an open cycle (a retry): not reported', () => {
+    const r = record([
+      g({ lastMessageId: 'm1', reportedMessageIds: ['m1'], reportedMessageId: 'm0' }),
+      grant('g-2', 'ticket', { lastMessageId: 'm3', reportedMessageId: 'm3', reportedMessageIds: ['m3'] }),
+    ]);
+    expect(alreadyReported(r, 'm1')).toBe(false);
+  });
+
+  test('a message that marked nothing (a rejection, a replay by a new message) cannot be told: not reported', () => {
+    const r = record([g({ lastMessageId: 'm1', reportedMessageId: 'm1', reportedMessageIds: ['m1'] })]);
+    expect(alreadyReported(r, 'm-new')).toBe(false);
+    expect(alreadyReported(record([]), 'm1')).toBe(false);
   });
 });
