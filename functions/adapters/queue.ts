@@ -32,8 +32,9 @@ export class QueueAdapter {
     private readonly keyOf: ClusterKeyOf = (alias) => alias,
   ) {}
 
-  async enqueue(queueUrl: string, request: AccessRequest): Promise<void> {
-    await this.call(() =>
+  /** Returns the MessageId SQS gave the message (the operator CLI waits for the records of exactly it). */
+  async enqueue(queueUrl: string, request: AccessRequest): Promise<string | undefined> {
+    const out = await this.call(() =>
       this.client.send(
         new SendMessageCommand({
           QueueUrl: queueUrl,
@@ -44,6 +45,7 @@ export class QueueAdapter {
         }),
       ),
     );
+    return out.MessageId;
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
  * AuditRecord v1: one terminal record per request per attempt cycle.
  */
+import { createHash } from 'node:crypto';
 import type { EndedBy } from './ledger.js';
 import type { DroppedAccess, EksChange } from './plan.js';
 import type { AccessRequest, AccessScope, Reason } from './types.js';
@@ -88,12 +89,40 @@ export interface AuditInput {
   senderId?: string;
 }
 
+/** The hash the worker makes `auditId` with: the first 32 hex digits of SHA-256. */
+export function auditHash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 32);
+}
+
+/** The worker's attempt key: the SQS message it acted on and that message's receive count. */
+export function messageAttemptKey(messageId: string, receiveCount: number): string {
+  return `${messageId}:${receiveCount}`;
+}
+
+/** What `auditId` is the hash of. */
+function auditIdSource(requestId: string, attemptKey: string, outcome: AuditOutcome): string {
+  return `${requestId}\u0000${attemptKey}\u0000${outcome}`;
+}
+
+/**
+ * Whether the worker produced `record` for SQS message `messageId` (the id SendMessage returned): its
+ * auditId is the hash of its request id, outcome, and that message's id with the record's attempt. Nobody
+ * can make another message carry a MessageId SQS gave ours, so a record of a forged twin (same request id,
+ * sent by someone else) never matches, whatever its requestId or senderId say.
+ */
+export function isRecordOfMessage(record: AuditRecord, messageId: string): boolean {
+  return (
+    record.auditId ===
+    auditHash(auditIdSource(record.requestId, messageAttemptKey(messageId, record.attempt), record.outcome))
+  );
+}
+
 export function buildAuditRecord(input: AuditInput, hash: (s: string) => string): AuditRecord {
   const r = input.request ?? {};
   const grantId = input.grantId ?? r.grantId;
   return {
     schemaVersion: 1,
-    auditId: hash(`${input.requestId}\u0000${input.attemptKey}\u0000${input.outcome}`),
+    auditId: hash(auditIdSource(input.requestId, input.attemptKey, input.outcome)),
     requestId: input.requestId,
     ...(grantId !== undefined && { grantId }),
     outcome: input.outcome,

@@ -121,7 +121,56 @@ const TRANSITIONS: Record<'converge' | 'grant' | 'end' | 'narrow' | 'extend', Tr
 
 /** The change a request makes to the ledger record, or a RejectionError saying why it may not. */
 export function planLedgerChange(input: LedgerChangeInput): LedgerChange {
-  return TRANSITIONS[transitionOf(input.request)](input);
+  return takeOverFailed(input, TRANSITIONS[transitionOf(input.request)](input));
+}
+
+/**
+ * A message carrying a request whose earlier cycle ended `failed` (a redrive: the DLQ hands the message back
+ * with a new message id) takes over the ledger changes that cycle recorded and reported as failed. They are
+ * in the ledger, so the transition finds nothing left to do (a revoke finds its grant already ended, a narrow
+ * nothing more to narrow, an extend its extension recorded), yet their EKS calls may never have been made:
+ * without the take-over this attempt would apply them and still report `unchanged`. Re-stamped with this
+ * message, they are this message's own pending changes again, and its record says what happened (`revoked`,
+ * with the calls it applied). Only a failed report is taken over: a duplicate of a request whose change was
+ * applied and reported (`revoked`) stays a replay (`unchanged`), and the re-stamp is reported like any
+ * change, so a second duplicate after the redrive is a replay too. A retry of the failed message itself
+ * (same id) takes nothing over: its cycle is the one that ended.
+ */
+export function takeOverFailed(input: LedgerChangeInput, change: LedgerChange): LedgerChange {
+  const { record, request, messageId } = input;
+  if (request.source === 'reconcile') return change;
+  const touched = new Set([
+    ...(change.insert ? [change.insert.grantId] : []),
+    ...change.updates.map((u) => u.next.grantId),
+  ]);
+  for (const g of record.grants) {
+    if (touched.has(g.grantId)) continue;
+    if (!reportedFailed(g) || g.lastRequestId !== request.requestId || g.lastMessageId === messageId)
+      continue;
+    const next = stamp({ ...g, version: g.version + 1 }, messageId, request.requestId);
+    delete next.failedMessageId;
+    change.updates.push({ next, expectedVersion: g.version });
+    if (change.grant?.grantId === g.grantId) change.grant = next;
+    // Who ended it is on the grant: the failed cycle of this same request.
+    if (!change.endedBy && g.status !== 'active' && g.endedBy?.requestId === request.requestId) {
+      change.endedBy = g.endedBy;
+    }
+    change.notes.push({
+      level: 'info',
+      message: 'taking over a ledger change whose earlier cycle of this request ended failed (a redrive)',
+      data: { grantId: g.grantId, failedMessageId: g.failedMessageId },
+    });
+  }
+  return change;
+}
+
+/** The grant's last change was reported by a `failed` record. */
+function reportedFailed(g: Grant): boolean {
+  return (
+    g.lastMessageId !== undefined &&
+    g.reportedMessageId === g.lastMessageId &&
+    g.failedMessageId === g.lastMessageId
+  );
 }
 
 export function transitionOf(request: AccessRequest): keyof typeof TRANSITIONS {
@@ -351,6 +400,27 @@ export function attributeChanges(
     else out.others.push(g);
   }
   return out;
+}
+
+/**
+ * Whether `messageId` is a redelivery of a message whose attempt cycle already ended with its terminal record:
+ * a grant names it among the messages that reported a change to it (kept after later messages re-stamp the
+ * grant), and no change it stamped is pending. SQS redelivers a
+ * message with the same id when the invocation that handled it was lost after the handler finished (a Lambda
+ * timeout at the end of the batch, a crash before the event source mapping deleted it); another record would
+ * only repeat the outcome as `unchanged`. A message that stamped nothing (a rejection, a replay of a request
+ * another message recorded, a reconcile) cannot be told apart from a first delivery and is handled again.
+ */
+export function alreadyReported(record: PrincipalRecord, messageId: string): boolean {
+  // A change it stamped and has not reported: its cycle is open (a retry after a transient fault).
+  if (record.grants.some((g) => g.lastMessageId === messageId && g.reportedMessageId !== messageId)) {
+    return false;
+  }
+  return record.grants.some(
+    (g) =>
+      g.reportedMessageIds?.includes(messageId) ||
+      (g.lastMessageId === messageId && g.reportedMessageId === messageId),
+  );
 }
 
 /** Whether the revoke (or expiry) `request` may end or narrow `grant`: see the module comment. */

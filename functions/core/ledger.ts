@@ -55,11 +55,31 @@ export interface Grant {
   lastRequestId?: string;
   /**
    * Set to `lastMessageId` once that message's terminal audit record is out (whatever its outcome), so a
-   * redelivery after a crash reports `unchanged`, and other messages know the change is reported.
+   * redelivery after a crash publishes nothing (see `reportedMessageIds`), and other messages know the
+   * change is reported.
    * While it differs from `lastMessageId`, the change is pending: see `attributeChanges` in ledger-change.ts.
    */
   reportedMessageId?: string;
+  /**
+   * Set to the reported stamp when the record that reported it was `failed` (the message was dead-lettered):
+   * the change is in the ledger but its EKS calls may never have been made. A later message carrying the same
+   * request (a redrive: new message id) takes the change over and reports what it applies; see
+   * `takeOverFailed` in ledger-change.ts. Meaningless once `lastMessageId` moves on.
+   */
+  failedMessageId?: string;
+  /**
+   * The last messages (at most REPORTED_MESSAGES_KEPT) whose terminal record reported a change to this grant,
+   * kept although a later message re-stamps it: SQS redelivers every message of a lost invocation with the same
+   * id, and a message that reported must not publish a second record (`alreadyReported` in ledger-change.ts).
+   */
+  reportedMessageIds?: string[];
 }
+
+/**
+ * How many reporting messages a grant remembers: a lost invocation hands back at most its batch (10 for a FIFO
+ * event source), so a grant cannot have been reported by more messages of it.
+ */
+export const REPORTED_MESSAGES_KEPT = 10;
 
 /** The access the principal had before this system first changed anything, captured once. */
 export type Baseline = AccessState;

@@ -6,22 +6,34 @@
  * apply the minimal diff. A replayed, duplicated or reordered message therefore
  * converges to the same state.
  */
-import { createHash } from 'node:crypto';
 import { type EksAdapter, entryCreatedAt } from '../adapters/eks.js';
 import type { LedgerAdapter } from '../adapters/ledger.js';
 import {
   type AuditChange,
   type AuditOutcome,
   type AuditRecord,
+  auditHash,
   buildAuditRecord,
   describeChange,
+  messageAttemptKey,
 } from '../core/audit.js';
 import { type ClusterDirectory, type ClusterTarget, clusterArn } from '../core/cluster-target.js';
 import { computeDesired, desiredState } from '../core/desired.js';
 import { type EksLimitReasonCode, MAX_NAMESPACES_PER_SCOPE, scopeOverflow } from '../core/eks-limits.js';
 import { AppError, PermanentError, RejectionError, TransientError } from '../core/errors.js';
-import { type EndedBy, endGrant, type Grant, type PrincipalRecord } from '../core/ledger.js';
-import { attributeChanges, type LedgerChange, planLedgerChange } from '../core/ledger-change.js';
+import {
+  type EndedBy,
+  endGrant,
+  type Grant,
+  type PrincipalRecord,
+  REPORTED_MESSAGES_KEPT,
+} from '../core/ledger.js';
+import {
+  alreadyReported,
+  attributeChanges,
+  type LedgerChange,
+  planLedgerChange,
+} from '../core/ledger-change.js';
 import { type DroppedAccess, type EksChange, planChanges, planRecreate } from '../core/plan.js';
 import { decide, type GuardrailPolicy } from '../core/policy.js';
 import { type PartialIdentifiers, parseAccessRequest } from '../core/request.js';
@@ -106,6 +118,8 @@ export interface InboundMessage {
 
 export type MessageResult =
   | { status: 'done'; audit: AuditRecord }
+  /** A redelivery of a message whose terminal record is out (`alreadyReported`): acknowledged, nothing published. */
+  | { status: 'duplicate' }
   /** Return the message to the queue; the SDK and in-invocation retries are spent. */
   | { status: 'retry'; error: AppError };
 
@@ -196,13 +210,17 @@ export class GrantService {
     const applied: AuditChange[] = [];
     const place = this.placeOf(request);
     try {
-      const { toMarkReported, ...result } = await this.converge(
-        request,
-        place,
-        decision.expiresAt,
-        message,
-        applied,
-      );
+      const converged = await this.converge(request, place, decision.expiresAt, message, applied);
+      if (converged === 'already-reported') {
+        this.deps.metrics?.count('RedeliveriesAcknowledged');
+        this.deps.logger.info('redelivery of a message whose outcome is already reported; acknowledged', {
+          requestId: request.requestId,
+          messageId: message.messageId,
+          attempt: message.receiveCount,
+        });
+        return { status: 'duplicate' };
+      }
+      const { toMarkReported, ...result } = converged;
       const done = await this.finish(message, {
         requestId: request.requestId,
         request,
@@ -229,7 +247,7 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<ConvergeResult> {
+  ): Promise<ConvergeResult | 'already-reported'> {
     const rounds = this.deps.convergeRounds ?? 3;
     for (let round = 1; ; round++) {
       try {
@@ -255,12 +273,16 @@ export class GrantService {
     expiresAt: string | undefined,
     message: InboundMessage,
     applied: AuditChange[],
-  ): Promise<ConvergeResult> {
+  ): Promise<ConvergeResult | 'already-reported'> {
     const { principalArn } = request;
     const { target, key } = place;
     const now = this.now();
     const signal = AbortSignal.timeout(Math.max(1, message.deadline - Date.now()));
     let record = await this.deps.ledger.load(key, principalArn);
+    // SQS hands back a message whose invocation was lost after the handler finished it. Its change is applied
+    // and its record out: leave EKS alone and publish nothing (on the first round only: a later round's load
+    // sees what this attempt itself reported, which cannot be, since it reports after converging).
+    if (applied.length === 0 && alreadyReported(record, message.messageId)) return 'already-reported';
     const current = await this.deps.eks.readCurrent(target, principalArn, signal);
     if (unseenOwnCreate(current, applied)) {
       // EKS is eventually consistent: an entry this message created can read as absent for a while.
@@ -391,20 +413,37 @@ export class GrantService {
     );
   }
 
-  /** Best effort: a crash before this only means a redelivery repeats the outcome. */
+  /**
+   * Best effort: a crash before this only means a redelivery repeats the outcome. `failed`: the record was
+   * `failed` (the message is dead-lettered), so a redrive of the same request takes the change over
+   * (`takeOverFailed` in core/ledger-change.ts) instead of reporting `unchanged` for what it applies.
+   */
   private async markReported(
     request: AccessRequest,
     place: Place,
     grants: Grant[],
     messageId: string,
+    failed = false,
   ): Promise<void> {
     for (const g of grants) {
+      // The mark names the stamp it reports, which a redrive may have taken over from an older message.
+      const reported = g.lastMessageId ?? messageId;
+      const { failedMessageId: _previous, ...rest } = g;
       try {
         await this.deps.ledger.updateGrant(
           place.key,
           request.principalArn,
-          // The mark names the stamp it reports, which a redrive may have taken over from an older message.
-          { ...g, reportedMessageId: g.lastMessageId ?? messageId, version: g.version + 1 },
+          {
+            ...rest,
+            reportedMessageId: reported,
+            ...(failed && { failedMessageId: reported }),
+            // Who reported, kept after later stamps: its redelivery publishes nothing (alreadyReported).
+            reportedMessageIds: [
+              ...(g.reportedMessageIds ?? []).filter((id) => id !== messageId),
+              messageId,
+            ].slice(-REPORTED_MESSAGES_KEPT),
+            version: g.version + 1,
+          },
           g.version,
         );
       } catch (err) {
@@ -553,8 +592,9 @@ export class GrantService {
       changes: applied,
     });
     // The cycle ended with its record: later messages converge what it left (a revoke that could not be
-    // applied, say) instead of deferring to a message that will not come back unless redriven.
-    await this.markOwnReported(request, place, message);
+    // applied, say) instead of deferring to a message that will not come back unless redriven; a redrive
+    // of this request takes the change over, since the mark says it was reported as failed.
+    await this.markOwnReported(request, place, message, true);
     return done;
   }
 
@@ -563,11 +603,12 @@ export class GrantService {
     request: AccessRequest,
     place: Place,
     message: InboundMessage,
+    failed = false,
   ): Promise<void> {
     try {
       const record = await this.deps.ledger.load(place.key, request.principalArn);
       const own = attributeChanges(record, message.messageId, request.requestId).own;
-      await this.markReported(request, place, own, message.messageId);
+      await this.markReported(request, place, own, message.messageId, failed);
     } catch (err) {
       this.deps.logger.warn('could not mark the grants of a failed request as reported', {
         requestId: request.requestId,
@@ -640,10 +681,11 @@ export class GrantService {
         ...(target && { clusterArn: clusterArn(target) }),
         attempt: message.receiveCount,
         at: this.now(),
-        attemptKey: `${message.messageId}:${message.receiveCount}`,
+        // The CLI finds the record of the message it sent by this key (isRecordOfMessage in core/audit.ts).
+        attemptKey: messageAttemptKey(message.messageId, message.receiveCount),
         ...(message.senderId !== undefined && { senderId: message.senderId }),
       },
-      (s) => createHash('sha256').update(s).digest('hex').slice(0, 32),
+      auditHash,
     );
     try {
       await this.deps.audit.publish(record);

@@ -53,8 +53,9 @@ export function common(config: ReconcilerConfig, clients: ReconcilerClients) {
     ledger: new LedgerAdapter(clients.dynamodb, config.ledgerTable),
     state: new ReconcileStateAdapter(clients.dynamodb, config.ledgerTable),
     tasks: new ReconcileQueueAdapter(clients.sqs, config.reconcileQueueUrl),
-    enqueue: (request: Parameters<QueueAdapter['enqueue']>[1], breakGlass: boolean) =>
-      queue.enqueue(breakGlass ? config.breakGlassQueueUrl : config.requestQueueUrl, request),
+    enqueue: async (request: Parameters<QueueAdapter['enqueue']>[1], breakGlass: boolean) => {
+      await queue.enqueue(breakGlass ? config.breakGlassQueueUrl : config.requestQueueUrl, request);
+    },
   };
 }
 

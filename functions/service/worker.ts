@@ -154,7 +154,7 @@ export function createWorker(options: WorkerOptions) {
         }
         throw result.error;
       }
-      return result.audit.outcome;
+      return result.status === 'duplicate' ? 'duplicate' : result.audit.outcome;
     };
     return processPartialResponse(event, recordHandler, processor, {
       context,

@@ -20,7 +20,7 @@ import {
   StartQueryCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { AUDIT_DETAIL_TYPE, AUDIT_SOURCE } from '../../functions/adapters/audit-bus.js';
-import { AUDIT_OUTCOMES, type AuditRecord } from '../../functions/core/audit.js';
+import { AUDIT_OUTCOMES, type AuditRecord, isRecordOfMessage } from '../../functions/core/audit.js';
 import { CliError } from './errors.js';
 import type { Target } from './target.js';
 
@@ -189,13 +189,18 @@ const TERMINAL = new Set([
   'extended',
 ]);
 
-/** Waits for the terminal audit record of a request; undefined when none arrived in time. */
+/**
+ * Waits for the terminal audit record of a request; undefined when none arrived in time. With `messageId`
+ * (the MessageId SendMessage returned), only a record the worker produced for that very message counts:
+ * a record of another message that names the same request id (a forged twin) is ignored.
+ */
 export async function waitForTerminal(
   target: Target,
   logs: () => CloudWatchLogsClient,
   requestId: string,
   timeoutMs: number,
   now: () => Date,
+  messageId?: string,
 ): Promise<AuditRecord | undefined> {
   const sentAt = now().getTime();
   const deadline = Date.now() + timeoutMs;
@@ -204,7 +209,10 @@ export async function waitForTerminal(
   for (;;) {
     const found = (
       await readAudit(target, logs, { requestIds: [requestId], since: sentAt - 60_000 }, now())
-    ).find((e) => TERMINAL.has(e.record.outcome));
+    ).find(
+      (e) =>
+        TERMINAL.has(e.record.outcome) && (messageId === undefined || isRecordOfMessage(e.record, messageId)),
+    );
     if (found) return found.record;
     if (Date.now() >= deadline) return undefined;
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));

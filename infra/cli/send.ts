@@ -65,10 +65,10 @@ export async function sendAndWait(
     ctx.target.queues.find((q) => !q.dlq && q.worker === 'requests');
   if (!queue) throw new CliError('no request queue is known for this target');
   // The same message group as the worker's own messages for this principal (core/cluster-target.ts).
-  await new QueueAdapter(await ctx.clients.operatorSqs(), (alias) => clusters?.keyOf(alias) ?? alias).enqueue(
-    queue.url,
-    request,
-  );
+  const messageId = await new QueueAdapter(
+    await ctx.clients.operatorSqs(),
+    (alias) => clusters?.keyOf(alias) ?? alias,
+  ).enqueue(queue.url, request);
   if (ctx.flags['no-wait']) {
     return {
       json: { requestId: request.requestId, queue: queue.name, queued: true },
@@ -76,13 +76,24 @@ export async function sendAndWait(
       exit: 0,
     };
   }
+  if (!messageId) throw new CliError(`SQS returned no MessageId for ${request.requestId}; see audit`);
   ctx.progress(`queued ${request.requestId} on ${queue.name}; waiting for its outcome…`);
+  // Wait for the record of the message we sent, not of any message naming our request id: anyone who may
+  // send to the queue and learns the id (it is printed above) can send a twin, which the worker refuses
+  // UNTRUSTED_SENDER under the same requestId. The binding is the MessageId SendMessage returned: SQS assigns
+  // it, nobody can make another message carry it, and the worker's auditId is derived from it (with the
+  // request id, outcome and attempt: isRecordOfMessage). Matching on `senderId` instead would be weaker:
+  // every message of the operator role's session carries the same SenderId, so a twin sent with operator
+  // credentials (another tool, or another operator with the same session name) would still match; it needs
+  // an extra STS call deployed and an emulator-specific derivation locally; and what SenderId a redriven
+  // message carries is undocumented (README, Sender binding and redrive).
   const audit = await waitForTerminal(
     ctx.target,
     () => ctx.clients.logs(),
     request.requestId,
     timeout * 1000,
     () => ctx.now(),
+    messageId,
   );
   if (!audit) {
     throw new CliError(

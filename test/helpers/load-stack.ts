@@ -189,10 +189,13 @@ export interface InvocationTracking {
   wrap: (handler: SqsHandler) => SqsHandler;
   /**
    * Bodies of records whose processing completed (a terminal audit record was published) inside an
-   * invocation whose result was then lost, by a deliberate crash or a timeout: SQS delivers them again,
-   * so each one is expected to produce a second terminal record (its replay).
+   * invocation whose result was then lost, by a deliberate crash or a timeout: SQS delivers them again
+   * (its replay). A replay publishes a second record only when the worker cannot tell from the ledger that
+   * the message already reported (its first record changed nothing it marks: `rejected`, some `unchanged`).
    */
   replayedBodies: string[];
+  /** The same records as `replayedBodies`, with their SQS message ids (a redelivery keeps the id). */
+  replayed: Array<{ messageId: string; body: string }>;
   /** Invocations crashed on purpose, with how many records had completed before the crash. */
   crashes: Array<{ batchSize: number; completed: number }>;
   /** Invocations that returned after the function timeout (their results are discarded, as Lambda does). */
@@ -233,6 +236,7 @@ export function trackInvocations(opts: {
       if (crashNow) {
         tracking.crashes.push({ batchSize: event.Records.length, completed: completed.length });
         tracking.replayedBodies.push(...completed.map((r) => r.body));
+        tracking.replayed.push(...completed.map((r) => ({ messageId: r.messageId, body: r.body })));
         throw new InvocationCrash(
           `crashed on purpose after ${completed.length} of ${event.Records.length} records`,
         );
@@ -240,11 +244,13 @@ export function trackInvocations(opts: {
       if (Date.now() > deadline) {
         tracking.timeouts += 1;
         tracking.replayedBodies.push(...completed.map((r) => r.body));
+        tracking.replayed.push(...completed.map((r) => ({ messageId: r.messageId, body: r.body })));
         throw new InvocationCrash(`invocation ${n} overran its ${opts.functionTimeoutMs} ms timeout`);
       }
       return response;
     },
     replayedBodies: [],
+    replayed: [],
     crashes: [],
     timeouts: 0,
     invocations: 0,

@@ -7,12 +7,15 @@ import {
   DisassociateAccessPolicyCommand,
   EKSClient,
 } from '@aws-sdk/client-eks';
+import { type Message, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
 import { scheduleName } from '../../functions/adapters/scheduler.js';
 import type { AuditRecord } from '../../functions/core/audit.js';
 import { validatePolicy } from '../../functions/core/policy.js';
+import type { AccessRequest } from '../../functions/core/types.js';
 import { run } from '../../infra/cli/main.js';
+import { LOCAL_IDENTITIES, senderIdForKey } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { reconcilerFor } from '../helpers/expiry.js';
@@ -592,6 +595,78 @@ describe('cli: revoke', () => {
       queued: true,
       requestId: expect.stringMatching(/^operator-revoke-/),
     });
+  }, 180_000);
+});
+
+describe('cli: revoke waits for its own message, not a forged twin', () => {
+  let stack: CliStack;
+  beforeAll(async () => {
+    stack = await startCliStack();
+    await stack.harness.send(fixture('dev-view-grant'));
+    await stack.harness.drain();
+  }, 180_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test("a stranger's message with the operator's request id is rejected UNTRUSTED_SENDER; the CLI prints its own outcome", async () => {
+    const cli = runCli([
+      'revoke',
+      ...local(stack),
+      '--cluster',
+      'dev',
+      '--principal',
+      TEAM_A,
+      '--grant',
+      'req-dev-view-0001',
+      '--reason',
+      'left the team',
+      '--json',
+    ]);
+    // Hold the CLI's message in flight for a few seconds (no worker is polling yet), so the forgery is
+    // processed, and audited, first: a CLI that matched on the request id alone would take that record.
+    const sqs = stack.harness.aws.sqs;
+    let held: Message | undefined;
+    for (let i = 0; i < 600 && !held; i++) {
+      const got = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: stack.harness.aws.queueUrl,
+          MaxNumberOfMessages: 1,
+          VisibilityTimeout: 5,
+        }),
+      );
+      held = got.Messages?.[0];
+      if (!held) await new Promise((r) => setTimeout(r, 100));
+    }
+    const operatorRequest = JSON.parse(held?.Body ?? '{}') as AccessRequest;
+    expect(operatorRequest.requestId).toMatch(/^operator-revoke-/);
+    // The stranger learnt the request id (from stderr, a log, a screen share) and sends its twin, which
+    // says it is an operator revoke of the same grant; its own message group, so nothing holds it back.
+    await stack.harness.sqsOf('stranger').send(
+      new SendMessageCommand({
+        QueueUrl: stack.harness.aws.queueUrl,
+        MessageBody: JSON.stringify({ ...operatorRequest, reason: 'forged' }),
+        MessageGroupId: 'stranger-group',
+        MessageDeduplicationId: 'stranger-dedup',
+      }),
+    );
+    await stack.harness.drain();
+    const r = await cli;
+    const records = stack.harness.auditsFor(operatorRequest.requestId);
+    expect(records.map((a) => a.outcome)).toEqual(['rejected', 'revoked']);
+    expect(records[0]).toMatchObject({
+      reason: { code: 'UNTRUSTED_SENDER' },
+      senderId: senderIdForKey(CREDENTIALS.accessKeyId),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const audit = JSON.parse(r.stdout) as AuditRecord;
+    expect(audit).toMatchObject({
+      outcome: 'revoked',
+      requestId: operatorRequest.requestId,
+      senderId: LOCAL_IDENTITIES.operator.senderId,
+      changes: [{ operation: 'DeleteAccessEntry', status: 'applied' }],
+    });
+    expect(stack.harness.eks.snapshot('dev')).toEqual([]);
   }, 180_000);
 });
 

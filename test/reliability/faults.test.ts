@@ -6,13 +6,18 @@
  * "Exactly one terminal audit record per attempt cycle", as asserted below: an attempt cycle of a message
  * runs from its first delivery to the delivery whose handler run completes it (retries in between publish
  * nothing). A completed record inside an invocation whose result is lost (the deliberate crash, or a
- * timeout) starts a second cycle when SQS redelivers it; that replay must publish its own record, which
- * must be `unchanged` with no EKS change. So per requestId:
- *   records = (times the request was sent) + (times it was replayed), and
- *   outcomes = the model's outcome for each send + `unchanged` for each replay.
+ * timeout) comes back when SQS redelivers the message with the same id (its replay). A message whose record
+ * reported a ledger change is marked in the ledger, so its replay publishes nothing and makes no EKS call
+ * (`alreadyReported`); one that marked nothing (a `rejected`, an `unchanged` that recorded nothing) cannot be
+ * told from a first delivery and publishes its record again, the same outcome and no EKS change. Each replay's
+ * records are found by its message id (isRecordOfMessage), so per replayed message:
+ *   first record `granted`/`revoked`/`failed` → no second record; `rejected` → one more `rejected`;
+ *   `unchanged` → at most one more `unchanged`;
+ * and per requestId: records = (times the request was sent) + (the second records of its replays), and
+ *   outcomes = the model's outcome for each send + those second records' outcomes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AuditRecord } from '../../functions/core/audit.js';
+import { type AuditRecord, isRecordOfMessage } from '../../functions/core/audit.js';
 import {
   InvocationCrash,
   type InvocationTracking,
@@ -41,6 +46,10 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
   let dlq: string[];
   const lostResponses = { injected: 0 };
   let summary: { idle: boolean; batches: number };
+  /** Per requestId: the outcomes of the second records its replays published. */
+  const replayRecords = new Map<string, string[]>();
+  /** Replays whose records break the rule in the file comment. */
+  const replayViolations: string[] = [];
 
   beforeAll(async () => {
     const random = seededRandom(SEED);
@@ -80,6 +89,19 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
     stack.h.eks.clearFaults();
     audits = stack.h.audits();
     dlq = await stack.h.dlqBodies();
+    for (const { messageId, body } of tracking.replayed) {
+      const { requestId } = JSON.parse(body) as { requestId: string };
+      const own = audits.filter((a) => a.requestId === requestId && isRecordOfMessage(a, messageId));
+      const [first, ...again] = own.map((a) => a.outcome);
+      const allowed =
+        first === 'rejected' ? [1] : first === 'unchanged' ? [0, 1] : first === undefined ? [] : [0];
+      if (!allowed.includes(again.length) || again.some((o) => o !== first)) {
+        replayViolations.push(
+          `${requestId} (${messageId}): [${first}${again.map((o) => `, ${o}`).join('')}]`,
+        );
+      }
+      replayRecords.set(requestId, [...(replayRecords.get(requestId) ?? []), ...again]);
+    }
 
     const calls = stack.h.eks.calls();
     const count = (status: number) => calls.filter((c) => c.status === status).length;
@@ -96,6 +118,8 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
   afterAll(async () => {
     await stack?.close();
   });
+
+  const secondRecords = () => [...replayRecords.values()].reduce((n, a) => n + a.length, 0);
 
   test('drains the queue: nothing is left in flight', async () => {
     expect(summary.idle).toBe(true);
@@ -117,28 +141,29 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
     expect(crash!.completed).toBeLessThan(crash!.batchSize);
   });
 
+  test('a replay publishes a second record only when the ledger cannot tell it reported: never a second `granted` or `revoked`', () => {
+    expect(replayViolations).toEqual([]);
+  });
+
   test('every audit record is terminal, and every request has one per attempt cycle', () => {
     for (const a of audits) expect(TERMINAL.has(a.outcome), `${a.requestId}: ${a.outcome}`).toBe(true);
     const sends = countBy(workload.messages.map((m) => m.request.requestId));
-    const replays = countBy(
-      tracking.replayedBodies.map((b) => (JSON.parse(b) as { requestId: string }).requestId),
-    );
     const records = countBy(audits.map((a) => a.requestId));
     const wrong: string[] = [];
     for (const [requestId, sent] of sends) {
-      const want = sent + (replays.get(requestId) ?? 0);
+      const want = sent + (replayRecords.get(requestId)?.length ?? 0);
       if (records.get(requestId) !== want)
         wrong.push(`${requestId}: ${records.get(requestId) ?? 0} ≠ ${want}`);
     }
     for (const requestId of records.keys()) if (!sends.has(requestId)) wrong.push(`${requestId}: never sent`);
     expect(wrong, 'requests whose terminal records do not match their attempt cycles').toEqual([]);
-    expect(audits).toHaveLength(workload.messages.length + tracking.replayedBodies.length);
+    expect(audits).toHaveLength(workload.messages.length + secondRecords());
   });
 
   test('nothing is lost: terminal outcomes plus dead letters account for every sent message', () => {
     const failed = audits.filter((a) => a.outcome === 'failed');
     // Every message reached a terminal record; the ones that failed are also in the DLQ, exactly once.
-    expect(audits.length - tracking.replayedBodies.length).toBe(workload.messages.length);
+    expect(audits.length - secondRecords()).toBe(workload.messages.length);
     expect(countBy(dlq.map((b) => (JSON.parse(b) as { requestId: string }).requestId))).toEqual(
       countBy(failed.map((a) => a.requestId)),
     );
@@ -156,11 +181,8 @@ describe(`faults (${SCALE}: ${FAULTS.requests} requests, ${FAULTS.principals} pr
       const outcome = models.get(key(m))!.apply(m.request);
       expected.set(m.request.requestId, [...(expected.get(m.request.requestId) ?? []), outcome]);
     }
-    for (const body of tracking.replayedBodies) {
-      const { requestId } = JSON.parse(body) as { requestId: string };
-      const first = expected.get(requestId)?.[0];
-      expected.get(requestId)?.push(first === 'rejected' ? 'rejected' : 'unchanged');
-    }
+    for (const [requestId, again] of replayRecords)
+      expected.get(requestId)?.push(...(again as ModelOutcome[]));
     const actual = new Map<string, string[]>();
     for (const a of audits) actual.set(a.requestId, [...(actual.get(a.requestId) ?? []), a.outcome]);
     const mismatches: string[] = [];
@@ -384,8 +406,9 @@ describe('a replay while a later message of its group has a ledger change pendin
   // One invocation holds two grants for one principal. The first completes and is reported; the second
   // records its grant in the ledger, cannot reach EKS, and the invocation is then lost (as a Lambda timeout
   // loses it). SQS hands both back in order, so the first is replayed while the second's change is in the
-  // ledger but not in EKS. Converging to the whole ledger there would make the replay's `unchanged` record
-  // carry the second grant's EKS call, and leave the second's `granted` record without it.
+  // ledger but not in EKS. Converging to the whole ledger there would make a replay's record carry the second
+  // grant's EKS call, and leave the second's `granted` record without it; the replay reported already, so it
+  // publishes nothing and leaves EKS alone.
   const PRINCIPAL = 'arn:aws:iam::111122223333:role/pending/p';
   let stack: LoadStack;
   const batches: number[] = [];
@@ -460,10 +483,9 @@ describe('a replay while a later message of its group has a ledger change pendin
     expect(batches[0]).toBe(2);
   });
 
-  test("the replay is `unchanged` and makes no EKS call; the pending grant's own record lists its call", () => {
+  test("the replay, already reported, publishes nothing and makes no EKS call; the pending grant's own record lists its call", () => {
     expect(summary('pending-first')).toEqual([
       { outcome: 'granted', applied: ['CreateAccessEntry', `AssociateAccessPolicy ${VIEW}`] },
-      { outcome: 'unchanged', applied: [] },
     ]);
     expect(summary('pending-second')).toEqual([
       { outcome: 'granted', applied: [`AssociateAccessPolicy ${EDIT}`] },

@@ -1,5 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { buildAuditRecord, describeChange } from '../../functions/core/audit.js';
+import {
+  auditHash,
+  buildAuditRecord,
+  describeChange,
+  isRecordOfMessage,
+  messageAttemptKey,
+} from '../../functions/core/audit.js';
 import { auditRecordJsonSchema, validateAuditRecord } from '../../functions/core/audit-schema.js';
 import { accepts } from '../helpers/ajv.js';
 import { fixture, ns, VIEW } from '../helpers/fixtures.js';
@@ -119,5 +125,32 @@ describe('AuditRecord v1', () => {
       expect(checked.ok ? '' : checked.reason.message, field).toContain(field);
       expect(accepts(schema, record), field).toBe(false);
     }
+  });
+});
+
+describe('isRecordOfMessage: which SQS message a worker record was produced for', () => {
+  const record = (messageId: string, attempt: number) =>
+    buildAuditRecord(
+      {
+        requestId: 'operator-revoke-1',
+        outcome: 'revoked',
+        attempt,
+        at,
+        attemptKey: messageAttemptKey(messageId, attempt),
+        request: fixture('dev-view-revoke', { requestId: 'operator-revoke-1', source: 'operator' }),
+      },
+      auditHash,
+    );
+
+  test('matches the record of its own message, on any attempt', () => {
+    expect(isRecordOfMessage(record('msg-ours', 1), 'msg-ours')).toBe(true);
+    expect(isRecordOfMessage(record('msg-ours', 3), 'msg-ours')).toBe(true);
+  });
+
+  test('a record of another message with the same request id does not match, nor one edited after the fact', () => {
+    expect(isRecordOfMessage(record('msg-twin', 1), 'msg-ours')).toBe(false);
+    const ours = record('msg-ours', 1);
+    expect(isRecordOfMessage({ ...ours, outcome: 'rejected' }, 'msg-ours')).toBe(false);
+    expect(isRecordOfMessage({ ...ours, attempt: 2 }, 'msg-ours')).toBe(false);
   });
 });

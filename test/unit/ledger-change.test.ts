@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { RejectionError } from '../../functions/core/errors.js';
 import type { Grant, PrincipalRecord } from '../../functions/core/ledger.js';
 import {
+  alreadyReported,
   attributeChanges,
   EMPTY_BASELINE,
   type LedgerChange,
@@ -406,5 +407,116 @@ describe('attributeChanges: whose unreported ledger changes a record holds', () 
 
   test("grants never stamped (recorded before stamps existed) are nobody's", () => {
     expect(attributeChanges(record([grant('g-1', 'ticket')]), 'm1', 'x')).toEqual({ own: [], others: [] });
+  });
+});
+
+describe('takeOverFailed: a redrive takes over the change its failed cycle recorded', () => {
+  const endedBy = { source: 'ticket' as const, requestId: 'r1' };
+  /** A revoke (r1, message m-old) ended t-1 in the ledger, then its EKS calls failed: reported `failed`. */
+  const failedRevoke = (over: Partial<Grant> = {}) =>
+    grant('t-1', 'ticket', {
+      status: 'revoked',
+      endedAt: '2026-11-21T11:00:00Z',
+      endedBy,
+      version: 3,
+      lastMessageId: 'm-old',
+      lastRequestId: 'r1',
+      reportedMessageId: 'm-old',
+      failedMessageId: 'm-old',
+      ...over,
+    });
+  const revoke = request({ grantId: 't-1' });
+
+  test('re-stamps the ended grant with the redriven message, so its record says `revoked`', () => {
+    const r = record([failedRevoke()]);
+    const change = plan({ request: revoke, record: r, messageId: 'm-redriven' });
+    expect(change.updates).toHaveLength(1);
+    const next = change.updates[0]?.next as Grant;
+    expect(change.updates[0]?.expectedVersion).toBe(3);
+    expect(next).toMatchObject({
+      status: 'revoked',
+      version: 4,
+      lastMessageId: 'm-redriven',
+      lastRequestId: 'r1',
+    });
+    expect(next.failedMessageId).toBeUndefined();
+    expect(change.grant).toEqual(next);
+    expect(change.endedBy).toEqual(endedBy);
+    // Once applied, the change is the redriven message's own pending change.
+    expect(attributeChanges(record([next]), 'm-redriven', 'r1').own).toEqual([next]);
+  });
+
+  test('a change reported as applied is a replay: a duplicate takes nothing over', () => {
+    const { failedMessageId: _f, ...reported } = failedRevoke();
+    const change = plan({ request: revoke, record: record([reported]), messageId: 'm-dup' });
+    expect(change.updates).toEqual([]);
+    expect(change.endedBy).toBeUndefined();
+  });
+
+  test('a stale failure mark (the grant was changed since) is not taken over', () => {
+    const change = plan({
+      request: revoke,
+      record: record([failedRevoke({ lastMessageId: 'm-later', reportedMessageId: 'm-later' })]),
+      messageId: 'm-dup',
+    });
+    expect(change.updates).toEqual([]);
+  });
+
+  test('another request, or the failed message itself, takes nothing over', () => {
+    const r = record([failedRevoke()]);
+    expect(
+      plan({ request: request({ requestId: 'r2', grantId: 't-1' }), record: r, messageId: 'm2' }).updates,
+    ).toEqual([]);
+    expect(plan({ request: revoke, record: r, messageId: 'm-old' }).updates).toEqual([]);
+  });
+
+  test('a narrowing revoke takes over what its failed cycle narrowed', () => {
+    const narrowed = failedRevoke({ status: 'active', policies: [], kubernetesGroups: ['g'] });
+    delete narrowed.endedAt;
+    delete narrowed.endedBy;
+    const change = plan({
+      request: request({ accessPolicies: [{ policyArn: VIEW, accessScope: ns('team-a') }] }),
+      record: record([narrowed]),
+      messageId: 'm-redriven',
+    });
+    expect(change.updates.map((u) => u.next.lastMessageId)).toEqual(['m-redriven']);
+  });
+});
+
+describe('alreadyReported: a redelivery of a message whose record is out', () => {
+  const g = (over: Partial<Grant>) => grant('g-1', 'ticket', over);
+
+  test('a message that stamped and reported its change has reported', () => {
+    expect(
+      alreadyReported(
+        record([g({ lastMessageId: 'm1', reportedMessageId: 'm1', reportedMessageIds: ['m1'] })]),
+        'm1',
+      ),
+    ).toBe(true);
+  });
+
+  test('it still has after a later message re-stamped the grant (a revoke after the grant, both redelivered)', () => {
+    const revoked = g({
+      status: 'revoked',
+      lastMessageId: 'm2',
+      reportedMessageId: 'm2',
+      reportedMessageIds: ['m1', 'm2'],
+    });
+    expect(alreadyReported(record([revoked]), 'm1')).toBe(true);
+    expect(alreadyReported(record([revoked]), 'm2')).toBe(true);
+  });
+
+  test('a change it stamped and has not reported is an open cycle (a retry): not reported', () => {
+    const r = record([
+      g({ lastMessageId: 'm1', reportedMessageIds: ['m1'], reportedMessageId: 'm0' }),
+      grant('g-2', 'ticket', { lastMessageId: 'm3', reportedMessageId: 'm3', reportedMessageIds: ['m3'] }),
+    ]);
+    expect(alreadyReported(r, 'm1')).toBe(false);
+  });
+
+  test('a message that marked nothing (a rejection, a replay by a new message) cannot be told: not reported', () => {
+    const r = record([g({ lastMessageId: 'm1', reportedMessageId: 'm1', reportedMessageIds: ['m1'] })]);
+    expect(alreadyReported(r, 'm-new')).toBe(false);
+    expect(alreadyReported(record([]), 'm1')).toBe(false);
   });
 });
