@@ -42,7 +42,11 @@ export function createReconcileTaskConsumer(
   // Other accounts: the reconciler's read-only target role there (infra/target-account.yml).
   const targets = clients.eksFor
     ? undefined
-    : targetClientsFor(config, c.directory, clients.eks, clients.sts);
+    : targetClientsFor(config, c.directory, clients.eks, clients.sts, clients.newEksClient);
+  // The budget outlives the client: a renewed session gets a new client (the SDK memoizes credentials
+  // per client), never a new bucket, which would forget the calls the old one had reserved and let a
+  // cluster whose sessions EKS keeps refusing run at a multiple of R.
+  const budgets = new Map<string, ReturnType<typeof eksCallBudget>>();
   const budgeted = new Map<string, EKSClient>();
   const clientFor = (target: ClusterTarget): EKSClient => {
     const key = `${target.account}:${target.region}`;
@@ -58,7 +62,12 @@ export function createReconcileTaskConsumer(
             maxAttempts: config.eksMaxAttempts,
             retryMode: 'standard',
           }));
-      client = withCallBudget(raw, eksCallBudget(config.eksCallsPerSecond));
+      let budget = budgets.get(key);
+      if (!budget) {
+        budget = eksCallBudget(config.eksCallsPerSecond);
+        budgets.set(key, budget);
+      }
+      client = withCallBudget(raw, budget);
       budgeted.set(key, client);
     }
     return client;
