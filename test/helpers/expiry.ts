@@ -16,6 +16,7 @@ import type { ClusterTarget } from '../../functions/core/cluster-target.js';
 import type { TaskOutcome } from '../../functions/service/reconcile-task.js';
 import { createReconcileTaskConsumer } from '../../functions/service/reconcile-task-wiring.js';
 import { createReconciler } from '../../functions/service/reconciler-wiring.js';
+import { LOCAL_IDENTITIES } from '../../infra/local/identities.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
@@ -151,6 +152,8 @@ export async function reconcilerConfigFor(
     staleSeconds: 900,
     taskMarginMs: opts.taskMarginMs ?? 10_000,
     ...(opts.targetRoles && { targetRoleName: opts.targetRoles.targetRoleName }),
+    // As deployed (RECONCILE_TASK_SENDERS): the task consumer runs only tasks the reconciler role sent.
+    taskSenders: [LOCAL_IDENTITIES.reconciler.roleId],
   };
 }
 
