@@ -176,6 +176,11 @@ export interface ReconcilerConfig {
   /** Its read-only target role in other accounts the policy names (infra/target-account.yml). */
   targetRoleName?: string;
   sessionName?: string;
+  /**
+   * Role ids whose reconcile-queue messages the task consumer accepts (RECONCILE_TASK_SENDERS, a JSON
+   * list; deployed: the reconciler role's own). Absent: the queue policy is the only wall.
+   */
+  taskSenders?: string[];
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -197,6 +202,9 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     taskMarginMs: integer(env, 'RECONCILE_TASK_MARGIN_MS', 10_000, 0, 120_000),
     ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
     ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
+    ...(env.RECONCILE_TASK_SENDERS?.trim() && {
+      taskSenders: parseDeadLetterSenders(env.RECONCILE_TASK_SENDERS, 'RECONCILE_TASK_SENDERS'),
+    }),
   };
 }
 

@@ -169,6 +169,18 @@ export class TargetClients implements EksTargetClients {
   }
 }
 
+/** The throttling codes of the SDK's retry classification that STS may answer (query protocol, HTTP 400). */
+const STS_THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'PriorRequestNotComplete',
+]);
+
 /**
  * STS answers AccessDenied both for a role that does not exist and for one whose trust policy does not
  * name the caller (STS API reference, AssumeRole errors). Neither heals by itself within a message's
@@ -190,6 +202,15 @@ export function translateStsError(roleArn: string, err: unknown): Error {
       `${message}. Deploy infra/target-account.yml in that account (it trusts this stage's worker roles), then redrive the message`,
       { cause: err },
     );
+  }
+  // STS throttles with HTTP 400 and the code `Throttling` (a client fault in the SDK's terms), which the
+  // SDK retried: still transient, or a burst of AssumeRole calls would dead-letter requests as if the
+  // role were missing.
+  if (
+    STS_THROTTLING.has(e?.name ?? '') ||
+    (e as { $retryable?: { throttling?: boolean } })?.$retryable?.throttling
+  ) {
+    return new TransientError('STS_UNAVAILABLE', message, { cause: err });
   }
   if (e?.$fault === 'client' && status !== 429) {
     return new PermanentError(TARGET_ROLE_UNAVAILABLE, message, { cause: err });

@@ -10,7 +10,8 @@ import { withCallBudget } from '../adapters/eks-budget.js';
 import { targetClientsFor } from '../adapters/target-clients.js';
 import type { ReconcilerConfig } from '../config.js';
 import type { ClusterTarget } from '../core/cluster-target.js';
-import { parseReconcileTask } from '../core/reconcile-task.js';
+import { parseReconcileTask, reconcileGroupId } from '../core/reconcile-task.js';
+import { senderMatches } from '../core/senders.js';
 import { eksCallBudget } from '../core/token-bucket.js';
 import type { ServiceLogger, ServiceMetrics } from './grant-service.js';
 import { type ReconcileTaskDeps, runReconcileTask, type TaskOutcome } from './reconcile-task.js';
@@ -42,7 +43,11 @@ export function createReconcileTaskConsumer(
   // Other accounts: the reconciler's read-only target role there (infra/target-account.yml).
   const targets = clients.eksFor
     ? undefined
-    : targetClientsFor(config, c.directory, clients.eks, clients.sts);
+    : targetClientsFor(config, c.directory, clients.eks, clients.sts, clients.newEksClient);
+  // The budget outlives the client: a renewed session gets a new client (the SDK memoizes credentials
+  // per client), never a new bucket, which would forget the calls the old one had reserved and let a
+  // cluster whose sessions EKS keeps refusing run at a multiple of R.
+  const budgets = new Map<string, ReturnType<typeof eksCallBudget>>();
   const budgeted = new Map<string, EKSClient>();
   const clientFor = (target: ClusterTarget): EKSClient => {
     const key = `${target.account}:${target.region}`;
@@ -58,7 +63,12 @@ export function createReconcileTaskConsumer(
             maxAttempts: config.eksMaxAttempts,
             retryMode: 'standard',
           }));
-      client = withCallBudget(raw, eksCallBudget(config.eksCallsPerSecond));
+      let budget = budgets.get(key);
+      if (!budget) {
+        budget = eksCallBudget(config.eksCallsPerSecond);
+        budgets.set(key, budget);
+      }
+      client = withCallBudget(raw, budget);
       budgeted.set(key, client);
     }
     return client;
@@ -86,6 +96,35 @@ export function createReconcileTaskConsumer(
     logger,
     ...(opts.clock && { clock: opts.clock }),
   };
+  /**
+   * Who sent a task and which FIFO group it is in decide whether it may run. The budget of an
+   * account-region is exact only because SQS hands its one group to one consumer at a time: a task in
+   * any other group (which its sender picks) would walk the cluster beside that group's consumer, at
+   * a second budget. The sender: the reconciler role only (the queue policy is the first wall).
+   */
+  const refusal = (
+    record: SQSEvent['Records'][number],
+    alias: string,
+  ): { code: string; reason: string } | undefined => {
+    const senderId = record.attributes.SenderId;
+    if (config.taskSenders && !config.taskSenders.some((id) => senderMatches(senderId ?? '', id))) {
+      return {
+        code: 'UNTRUSTED_SENDER',
+        reason: `sent by ${senderId ?? 'nobody known (no SenderId)'}, not the reconciler`,
+      };
+    }
+    const target = c.directory.resolve(alias);
+    // An alias the policy does not name is dropped by the task itself, with no EKS call.
+    if (!target) return undefined;
+    const group = reconcileGroupId(target);
+    if (record.attributes.MessageGroupId !== group) {
+      return {
+        code: 'WRONG_MESSAGE_GROUP',
+        reason: `in message group ${record.attributes.MessageGroupId ?? '(none)'}, not ${group}, the one group of its account-region`,
+      };
+    }
+    return undefined;
+  };
   return async (event, deadline) => {
     const batchItemFailures: { itemIdentifier: string }[] = [];
     for (const record of event.Records) {
@@ -97,6 +136,19 @@ export function createReconcileTaskConsumer(
       const parsed = parseReconcileTask(record.body);
       if (!parsed.ok) {
         logger.error('not a reconcile task; acknowledged and dropped', { reason: parsed.reason });
+        continue;
+      }
+      const refused = refusal(record, parsed.task.cluster);
+      if (refused) {
+        // Acknowledged, not retried: a redelivery carries the same SenderId and group.
+        logger.error('reconcile task refused; acknowledged and dropped', {
+          passId: parsed.task.passId,
+          clusterName: parsed.task.cluster,
+          senderId: record.attributes.SenderId,
+          messageGroupId: record.attributes.MessageGroupId,
+          ...refused,
+        });
+        opts.onOutcome?.({ outcome: 'dropped', reason: refused.reason });
         continue;
       }
       try {

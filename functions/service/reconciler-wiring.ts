@@ -11,6 +11,7 @@ import { LedgerAdapter } from '../adapters/ledger.js';
 import { QueueAdapter } from '../adapters/queue.js';
 import { ReconcileQueueAdapter } from '../adapters/reconcile-queue.js';
 import { ReconcileStateAdapter } from '../adapters/reconcile-state.js';
+import type { EksClientFactory } from '../adapters/target-clients.js';
 import type { ReconcilerConfig } from '../config.js';
 import { accountOfQueue, ClusterDirectory, type ClusterTarget, groupKeys } from '../core/cluster-target.js';
 import type { ServiceLogger } from './grant-service.js';
@@ -30,6 +31,11 @@ export interface ReconcilerClients {
   eksFor?: (target: ClusterTarget) => EKSClient;
   /** For the read-only target roles of other accounts (adapters/target-clients.ts), when eksFor is absent. */
   sts?: STSClient;
+  /**
+   * Makes the client of another account-region reached through `sts` (default: the SDK's). Local mode
+   * and tests point it at the loopback endpoint.
+   */
+  newEksClient?: EksClientFactory;
 }
 
 export function defaultClients(config: ReconcilerConfig): ReconcilerClients {

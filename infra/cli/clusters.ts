@@ -13,20 +13,34 @@ import { CliError, describeError } from './errors.js';
 
 const cache = new WeakMap<Context, Promise<ClusterDirectory | undefined>>();
 
-/** Undefined when the policy or the queue account cannot be read: views then show aliases only. */
+/**
+ * Undefined when no queue URL names the deployment's account (hand-made setups): views then show
+ * aliases only, and every cluster is addressed as one of the deployment's own, as the workers then do.
+ * A policy that cannot be read or is invalid is an error: guessing would address a cluster of another
+ * account as a cluster of that name in this one (another cluster's entries under the alias in `access`
+ * and `plan`; a `revoke` or `extend` looked up under the wrong ledger key, sent to the wrong queue and
+ * message group).
+ */
 export function clustersOf(ctx: Context): Promise<ClusterDirectory | undefined> {
   let pending = cache.get(ctx);
   if (!pending) {
     pending = (async () => {
       const account = ctx.target.queues.map((q) => accountOfQueue(q.url)).find((a) => a !== undefined);
       if (!account) return undefined;
+      const path = ctx.target.policyPath;
+      let policy: Awaited<ReturnType<typeof loadPolicyFile>>;
       try {
-        return new ClusterDirectory(await loadPolicyFile(ctx.target.policyPath), {
-          account,
-          region: ctx.target.region,
-        });
-      } catch {
-        return undefined;
+        policy = await loadPolicyFile(path);
+      } catch (err) {
+        throw new CliError(
+          `cannot read the guardrail policy ${path} (${describeError(err)}): the CLI needs it to find each cluster's account and region (deployed: set POLICY_FILE to the file the stack was built from; locally: restart npm start -- --serve)`,
+          { cause: err },
+        );
+      }
+      try {
+        return new ClusterDirectory(policy, { account, region: ctx.target.region });
+      } catch (err) {
+        throw new CliError(`the guardrail policy ${path} is invalid: ${describeError(err)}`, { cause: err });
       }
     })();
     cache.set(ctx, pending);

@@ -230,6 +230,7 @@ async function main(): Promise<void> {
     BREAK_GLASS_QUEUE_URL: breakGlassQueues.queueUrl,
     RECONCILE_QUEUE_URL: reconcileQueues.queueUrl,
     RECONCILE_EKS_CALLS_PER_SECOND: '20',
+    RECONCILE_TASK_SENDERS: JSON.stringify([LOCAL_IDENTITIES.reconciler.roleId]),
     ...credentialEnv('reconciler'),
   };
   const [

@@ -8,12 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EKSClient } from '@aws-sdk/client-eks';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { STSClient } from '@aws-sdk/client-sts';
 import { LedgerAdapter } from '../../functions/adapters/ledger.js';
+import type { Credentials } from '../../functions/adapters/target-clients.js';
 import type { ReconcilerConfig } from '../../functions/config.js';
 import type { ClusterTarget } from '../../functions/core/cluster-target.js';
 import type { TaskOutcome } from '../../functions/service/reconcile-task.js';
 import { createReconcileTaskConsumer } from '../../functions/service/reconcile-task-wiring.js';
 import { createReconciler } from '../../functions/service/reconciler-wiring.js';
+import { LOCAL_IDENTITIES } from '../../infra/local/identities.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
@@ -92,6 +95,11 @@ export interface ReconcilerOptions {
   onOutcome?: (outcome: TaskOutcome) => void;
   /** The SQS client the reconciler functions use (default the harness's), e.g. to make a send fail. */
   sqs?: SQSClient;
+  /**
+   * Reach other accounts as deployed, through their target role (TARGET_ROLE_NAME `targetRoleName`)
+   * assumed with this STS client, on the harness's EKS emulator; instead of `eksFor`.
+   */
+  targetRoles?: { sts: STSClient; targetRoleName: string };
 }
 
 /** What a reconciler run reports: the completed pass's record, as `status` shows it. */
@@ -143,6 +151,9 @@ export async function reconcilerConfigFor(
     pageSize: opts.pageSize ?? 100,
     staleSeconds: 900,
     taskMarginMs: opts.taskMarginMs ?? 10_000,
+    ...(opts.targetRoles && { targetRoleName: opts.targetRoles.targetRoleName }),
+    // As deployed (RECONCILE_TASK_SENDERS): the task consumer runs only tasks the reconciler role sent.
+    taskSenders: [LOCAL_IDENTITIES.reconciler.roleId],
   };
 }
 
@@ -168,15 +179,28 @@ export async function reconcilerFor(h: Harness, opts: ReconcilerOptions = {}) {
     eventbridge: h.aws.eventbridgeAs('reconciler'),
     // Never the SDK's default endpoints: a cluster of another account-region that a test did not
     // wire reaches the harness's emulator (where it does not exist) rather than AWS.
-    eksFor:
-      opts.eksFor ??
-      ((target: ClusterTarget) =>
-        new EKSClient({
-          region: target.region,
-          endpoint: h.eks.endpoint,
-          credentials: CREDENTIALS,
-          maxAttempts: 4,
-        })),
+    ...(opts.targetRoles
+      ? {
+          sts: opts.targetRoles.sts,
+          newEksClient: (region: string, credentials?: () => Promise<Credentials>) =>
+            new EKSClient({
+              region,
+              endpoint: h.eks.endpoint,
+              credentials: credentials ?? CREDENTIALS,
+              maxAttempts: 4,
+            }),
+        }
+      : {
+          eksFor:
+            opts.eksFor ??
+            ((target: ClusterTarget) =>
+              new EKSClient({
+                region: target.region,
+                endpoint: h.eks.endpoint,
+                credentials: CREDENTIALS,
+                maxAttempts: 4,
+              })),
+        }),
   };
   const scheduled = createReconciler(config, logger, clients, opts.now);
   const clock = opts.now ? () => (opts.now as () => Date)().getTime() : undefined;

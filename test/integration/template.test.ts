@@ -375,6 +375,8 @@ describe('queues', () => {
       const env = props<FunctionProps>(functionId(fn), 'AWS::Lambda::Function').Environment?.Variables;
       expect(env?.RECONCILE_QUEUE_URL, fn).toEqual({ Ref: 'ReconcileQueue' });
       expect(Number(env?.RECONCILE_EKS_CALLS_PER_SECOND), fn).toBe(20);
+      // The task consumer's sender binding: the reconciler role's own id, not a name a recreated role keeps.
+      expect(env?.RECONCILE_TASK_SENDERS, fn).toEqual({ 'Fn::Sub': `["\${ReconcilerRole.RoleId}"]` });
     }
   });
 
