@@ -51,6 +51,7 @@ function initEnv(name: string, dir: string): Record<string, string> {
       expiry: ['AROABENCHEXPIRYSCHEDULER'],
     }),
     DEAD_LETTER_SENDERS: JSON.stringify(['AROABENCHGRANTWORKER']),
+    RECONCILE_TASK_SENDERS: JSON.stringify(['AROABENCHRECONCILER']),
     TICKET_SECRET_PARAM: '/eks-access-grants/bench/ticket-webhook-secret',
     BREAK_GLASS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/break-glass.fifo',
     BREAK_GLASS_SECRET_PARAM: '/eks-access-grants/bench/break-glass-webhook-secret',

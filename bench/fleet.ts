@@ -231,6 +231,7 @@ async function shippedSettings() {
     AWS_REGION: REGION,
     REQUEST_QUEUE_URL: 'https://sqs.invalid/requests',
     RECONCILE_QUEUE_URL: 'https://sqs.invalid/reconcile',
+    RECONCILE_TASK_SENDERS: '["AROABENCHRECONCILER"]',
     LEDGER_TABLE: 'grants',
     AUDIT_BUS_NAME: 'audit',
     POLICY_PATH: 'policy.json',

@@ -178,9 +178,10 @@ export interface ReconcilerConfig {
   sessionName?: string;
   /**
    * Role ids whose reconcile-queue messages the task consumer accepts (RECONCILE_TASK_SENDERS, a JSON
-   * list; deployed: the reconciler role's own). Absent: the queue policy is the only wall.
+   * list; deployed: the reconciler role's own). Required, as TRUSTED_SENDERS is for the workers: a
+   * deployment that forgot it fails its cold start instead of trusting whoever reaches the queue.
    */
-  taskSenders?: string[];
+  taskSenders: string[];
 }
 
 export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
@@ -202,9 +203,7 @@ export function loadReconcilerConfig(env: Env = process.env): ReconcilerConfig {
     taskMarginMs: integer(env, 'RECONCILE_TASK_MARGIN_MS', 10_000, 0, 120_000),
     ...optionalText(env, 'TARGET_ROLE_NAME', 'targetRoleName'),
     ...optionalText(env, 'AWS_LAMBDA_FUNCTION_NAME', 'sessionName'),
-    ...(env.RECONCILE_TASK_SENDERS?.trim() && {
-      taskSenders: parseDeadLetterSenders(env.RECONCILE_TASK_SENDERS, 'RECONCILE_TASK_SENDERS'),
-    }),
+    taskSenders: parseDeadLetterSenders(required(env, 'RECONCILE_TASK_SENDERS'), 'RECONCILE_TASK_SENDERS'),
   };
 }
 

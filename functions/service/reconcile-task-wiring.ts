@@ -107,7 +107,7 @@ export function createReconcileTaskConsumer(
     alias: string,
   ): { code: string; reason: string } | undefined => {
     const senderId = record.attributes.SenderId;
-    if (config.taskSenders && !config.taskSenders.some((id) => senderMatches(senderId ?? '', id))) {
+    if (!config.taskSenders.some((id) => senderMatches(senderId ?? '', id))) {
       return {
         code: 'UNTRUSTED_SENDER',
         reason: `sent by ${senderId ?? 'nobody known (no SenderId)'}, not the reconciler`,

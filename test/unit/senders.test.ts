@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { loadWorkerConfig } from '../../functions/config.js';
+import { loadReconcilerConfig, loadWorkerConfig } from '../../functions/config.js';
 import { ConfigError } from '../../functions/core/errors.js';
 import {
   judgeSender,
@@ -145,5 +145,21 @@ describe('parsing TRUSTED_SENDERS and DEAD_LETTER_SENDERS', () => {
       DEAD_LETTER_SENDERS: `["${WORKER}"]`,
     });
     expect(config.senders).toEqual({ trusted: { ticket: [TICKET_INTAKE] }, deadLetterSenders: [WORKER] });
+  });
+
+  test('the reconciler config requires RECONCILE_TASK_SENDERS: a reconcile-task consumer without it fails its cold start', () => {
+    const env = {
+      AWS_REGION: 'eu-west-1',
+      REQUEST_QUEUE_URL: 'q',
+      RECONCILE_QUEUE_URL: 'r',
+      LEDGER_TABLE: 't',
+      AUDIT_BUS_NAME: 'b',
+      POLICY_PATH: 'p',
+    };
+    expect(() => loadReconcilerConfig(env)).toThrow(/RECONCILE_TASK_SENDERS is required/);
+    expect(() => loadReconcilerConfig({ ...env, RECONCILE_TASK_SENDERS: '[]' })).toThrow(ConfigError);
+    expect(loadReconcilerConfig({ ...env, RECONCILE_TASK_SENDERS: `["${RECONCILER}"]` }).taskSenders).toEqual(
+      [RECONCILER],
+    );
   });
 });
