@@ -181,6 +181,17 @@ const STS_THROTTLING = new Set([
   'PriorRequestNotComplete',
 ]);
 
+/** STS errors about the caller's own credentials rather than the role asked for. */
+const CALLER_CREDENTIALS_REFUSED = new Set([
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'UnrecognizedClientException',
+]);
+
 /**
  * STS answers AccessDenied both for a role that does not exist and for one whose trust policy does not
  * name the caller (STS API reference, AssumeRole errors). Neither heals by itself within a message's
@@ -196,6 +207,17 @@ export function translateStsError(roleArn: string, err: unknown): Error {
   };
   const message = `AssumeRole ${roleArn}: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
   const status = e?.$metadata?.httpStatusCode;
+  // The caller's own credentials were refused (expired, unknown or mis-signed; AWS common errors, and
+  // botocore's STS model: ExpiredTokenException 400), not the target role: saying "deploy the role"
+  // would send the operator the wrong way. Retried through the queue like an outage; a worker whose
+  // credentials stay refused dead-letters with this message after maxReceiveCount.
+  if (CALLER_CREDENTIALS_REFUSED.has(e?.name ?? '')) {
+    return new TransientError(
+      'STS_CALLER_CREDENTIALS_REFUSED',
+      `${message} (the caller's own credentials were refused, not the target role)`,
+      { cause: err },
+    );
+  }
   if (e?.name === 'AccessDenied' || e?.name === 'AccessDeniedException' || status === 403) {
     return new PermanentError(
       TARGET_ROLE_UNAVAILABLE,

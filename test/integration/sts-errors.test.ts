@@ -69,6 +69,22 @@ describe('AssumeRole errors, as the real STS client raises them', () => {
   });
 
   test.each([
+    [400, 'ExpiredTokenException', 'The security token included in the request is expired'],
+    [403, 'InvalidClientTokenId', 'The security token included in the request is invalid.'],
+    [403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match'],
+  ])(
+    'HTTP %i %s is the caller’s own credentials, retryable, never "deploy the target role"',
+    async (status, code, message) => {
+      const e = await typed(status, code, message);
+      expect({ code: e.code, retryable: e.retryable }).toEqual({
+        code: 'STS_CALLER_CREDENTIALS_REFUSED',
+        retryable: true,
+      });
+      expect(e.message).toContain("the caller's own credentials were refused");
+    },
+  );
+
+  test.each([
     [403, 'AccessDenied', `User: x is not authorized to perform: sts:AssumeRole on resource: ${ROLE}`],
     [400, 'ValidationError', 'bad session name'],
   ])('HTTP %i %s is TARGET_ROLE_UNAVAILABLE, permanent', async (status, code, message) => {
