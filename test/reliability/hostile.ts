@@ -482,7 +482,14 @@ const policyDenied: fc.Arbitrary<BadBody> = fc.oneof(
     )
     .map((over) => {
       const o: Body = { ...base(), clusterName: 'prod', kubernetesGroups: undefined, ...over };
-      return { kind: 'prod grant without approval or time box', body: json(o), codes: ['POLICY_DENIED'] };
+      // The requester approving under an alias never reaches the policy: identities must be canonical
+      // (core/identity.ts, issue 9), so it is refused as INVALID_IDENTITY first.
+      const alias = over.approvedBy?.some((a) => a !== a.trim().toLowerCase()) === true;
+      return {
+        kind: 'prod grant without approval or time box',
+        body: json(o),
+        codes: alias ? ['INVALID_IDENTITY'] : ['POLICY_DENIED'],
+      };
     }),
   fc
     .date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date(Date.now() - 60_000), noInvalidDate: true })
