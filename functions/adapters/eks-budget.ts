@@ -11,6 +11,9 @@ export interface CallBudget {
 }
 
 export function withCallBudget(client: EKSClient, budget: CallBudget): EKSClient {
+  // Idempotent: a client kept across a session renewal (adapters/target-clients.ts cool-down) is
+  // wrapped again, and a second middleware of the same name would make every call throw.
+  client.middlewareStack.remove('reconcileCallBudget');
   client.middlewareStack.add(
     (next) => async (args) => {
       await budget.take();

@@ -65,12 +65,17 @@ export interface Credentials {
 /** The reason code of a target role that cannot be assumed (issue 13); `status` and the CLI look for it. */
 export const TARGET_ROLE_UNAVAILABLE = 'TARGET_ROLE_UNAVAILABLE';
 
+/** After renewing an account's credentials, further refusals within this window reuse the renewal. */
+const RENEW_COOLDOWN_MS = 10_000;
+
 /** Renew this long before credentials expire, as the SDK's own providers do (5 minutes). */
 const REFRESH_MARGIN_MS = 5 * 60_000;
 
 export class TargetClients implements EksTargetClients {
   private readonly credentials = new Map<string, Promise<Credentials>>();
   private readonly clients = new Map<string, EKSClient>();
+  /** When each account's credentials were last dropped after EKS refused them. */
+  private readonly renewedAt = new Map<string, number>();
   private readonly accounts: ReadonlySet<string>;
   private readonly now: () => number;
 
@@ -109,6 +114,13 @@ export class TargetClients implements EksTargetClients {
 
   renew(target: ClusterTarget): boolean {
     if (target.account === this.opts.home.account) return false;
+    // Calls in flight with the dead session are refused one after another: the first renews, and the
+    // rest within the cool-down retry on that renewal instead of each assuming the role again. A role
+    // that refuses every session (say, it lacks a permission) so costs one AssumeRole per cool-down,
+    // not one per principal.
+    const last = this.renewedAt.get(target.account);
+    if (last !== undefined && this.now() - last < RENEW_COOLDOWN_MS) return true;
+    this.renewedAt.set(target.account, this.now());
     this.credentials.delete(target.account);
     // The SDK memoizes credentials inside each client until they expire: a new client asks again.
     for (const key of [...this.clients.keys()]) {

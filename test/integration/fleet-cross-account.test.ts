@@ -193,6 +193,25 @@ describe('cross-account clusters through the target role', () => {
     expect(h.eks.calls().some((c) => c.status === 403)).toBe(true);
     expect(assumeCalls()).toHaveLength(2);
   });
+
+  test('many principals refused at once after the role is recreated cost one new AssumeRole, not one each', async () => {
+    h = await startHarness();
+    await h.send(stagingGrant());
+    await h.drain();
+    h.sts.deleteRole(TARGET_ROLE_ARN);
+    h.sts.createRole(TARGET_ROLE_ARN);
+    // Ten principals in one batch, each in its own FIFO group: their first calls all carry the dead session.
+    const principals = Array.from({ length: 10 }, (_, i) => `arn:aws:iam::111122223333:role/team-a-ci-${i}`);
+    for (const [i, principalArn] of principals.entries()) {
+      await h.send(stagingGrant(`req-stg-many-${i}`, { principalArn }));
+    }
+    await h.drain();
+    for (const i of principals.keys()) {
+      expect(h.auditsFor(`req-stg-many-${i}`), `req-stg-many-${i}`).toMatchObject([{ outcome: 'granted' }]);
+    }
+    // The first session, and one renewal shared by every principal whose call was refused.
+    expect(assumeCalls()).toHaveLength(2);
+  });
 });
 
 /** The sample policy, with an iam-role-created rule on staging (for the recreated-role path). */

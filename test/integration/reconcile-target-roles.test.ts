@@ -98,5 +98,10 @@ describe('reconcile tasks through a target role', () => {
     // At most burst + R × t calls start in t seconds (the fan-out test's tolerances for jitter).
     expect(busiest(arrivals, 1000) / R).toBeLessThanOrEqual(2);
     expect((staging.length - 1) / span / R).toBeLessThanOrEqual(1.1);
+    // Nor one AssumeRole per refused principal: the first session, and a renewal per 10 s cool-down
+    // (the pass takes about 2 × principals ÷ R = 8 s).
+    const assumed = h.sts.calls().filter((c) => c.action === 'AssumeRole').length;
+    expect(assumed).toBeLessThanOrEqual(2 + Math.ceil(span / 10));
+    expect(assumed).toBeLessThan(principals);
   });
 });
