@@ -51,6 +51,18 @@ export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 export const STAGING = { account: '444455556666', region: 'eu-west-1' };
 export const TARGET_ROLE_NAME = 'eks-access-grants-test-target';
 export const TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${TARGET_ROLE_NAME}`;
+/**
+ * Creates (or recreates) the workers' target role in staging's account, trusted as infra/target-account.yml
+ * trusts the stage's function roles: the harness worker's key and the reconciler's, nobody else (the
+ * operator's key included).
+ */
+export function createTargetRole(sts: {
+  createRole(arn: string, o?: { trustedAccessKeys?: readonly string[] }): void;
+}) {
+  sts.createRole(TARGET_ROLE_ARN, {
+    trustedAccessKeys: [CREDENTIALS.accessKeyId, credentialsOf('reconciler').accessKeyId],
+  });
+}
 /** The operator CLI's read-only role in staging's account, trusted only by the operator's key (as OperatorRole). */
 export const OPERATOR_TARGET_ROLE_NAME = 'eks-access-grants-test-operator-target';
 export const OPERATOR_TARGET_ROLE_ARN = `arn:aws:iam::${STAGING.account}:role/${OPERATOR_TARGET_ROLE_NAME}`;
@@ -160,7 +172,7 @@ export async function startHarness(opts: HarnessOptions = {}) {
   // The local STS issues the target role's sessions; the EKS emulator keeps staging's account-region
   // apart by them (a plain key acts in the default account-region, as every other test expects).
   const sts = await startSts();
-  if (opts.targetRole !== false) sts.createRole(TARGET_ROLE_ARN);
+  if (opts.targetRole !== false) createTargetRole(sts);
   sts.createRole(OPERATOR_TARGET_ROLE_ARN, { trustedAccessKeys: [credentialsOf('operator').accessKeyId] });
   const workerName = opts.worker ?? 'both';
   const workerActor: Actor = workerName === 'breakGlassWorker' ? 'breakGlassWorker' : 'grantWorker';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { credentialsOf } from '../../infra/local/identities.js';
 import { type CliStack, local, runCli, startCliStack } from '../helpers/cli.js';
 import { fixture } from '../helpers/fixtures.js';
-import { OPERATOR_TARGET_ROLE_ARN, STAGING, TARGET_ROLE_ARN } from '../helpers/harness.js';
+import { createTargetRole, OPERATOR_TARGET_ROLE_ARN, STAGING, TARGET_ROLE_ARN } from '../helpers/harness.js';
 
 const TEAM_A = 'arn:aws:iam::111122223333:role/team-a-dev';
 /** An entry on staging that this system did not make. */
@@ -51,7 +51,7 @@ describe('operator CLI on a fleet', () => {
       /staging\s+444455556666\/eu-west-1\s+unavailable\s+\S+Z req-stg-1: AssumeRole/,
     );
 
-    stack.harness.sts.createRole(TARGET_ROLE_ARN);
+    createTargetRole(stack.harness.sts);
     await stack.harness.send({
       ...fixture('dev-view-grant'),
       requestId: 'req-stg-2',
@@ -236,7 +236,7 @@ describe('operator CLI on a fleet', () => {
     expect(h.eks.snapshot('staging', STAGING).map((e) => e.principalArn)).not.toContain(TEAM_A);
   });
 
-  test('the operator target role trusts only the operator identity', async () => {
+  test('the operator target role trusts only the operator identity, and the workers’ role not the operator', async () => {
     // The operator's key gets a session; any other actor's (here the ticket intake's) is refused.
     const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
     const sts = new STSClient({
@@ -255,6 +255,10 @@ describe('operator CLI on a fleet', () => {
       });
       await expect(
         stranger.send(new AssumeRoleCommand({ RoleArn: OPERATOR_TARGET_ROLE_ARN, RoleSessionName: 'xx' })),
+      ).rejects.toMatchObject({ name: 'AccessDenied' });
+      // Nor may the operator assume the workers' writing target role there.
+      await expect(
+        sts.send(new AssumeRoleCommand({ RoleArn: TARGET_ROLE_ARN, RoleSessionName: 'op' })),
       ).rejects.toMatchObject({ name: 'AccessDenied' });
       stranger.destroy();
     } finally {

@@ -12,7 +12,13 @@ import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
 import { EXAMPLE_POLICY_PATH, readPolicyDocument } from '../../infra/policy-file.js';
 import { auditsOnceThere, eksWrites } from '../helpers/expiry.js';
 import { EDIT, fixture, ns, VIEW } from '../helpers/fixtures.js';
-import { type Harness, STAGING, startHarness, TARGET_ROLE_ARN } from '../helpers/harness.js';
+import {
+  createTargetRole,
+  type Harness,
+  STAGING,
+  startHarness,
+  TARGET_ROLE_ARN,
+} from '../helpers/harness.js';
 
 const TEAM_A = 'arn:aws:iam::111122223333:role/team-a-dev';
 const STAGING_ARN = 'arn:aws:eks:eu-west-1:444455556666:cluster/staging';
@@ -173,7 +179,7 @@ describe('cross-account clusters through the target role', () => {
     expect(dlq.map((b) => JSON.parse(b).requestId)).toEqual(['req-stg-view-1']);
 
     // Once the role is deployed, the redriven message goes through.
-    h.sts.createRole(TARGET_ROLE_ARN);
+    createTargetRole(h.sts);
     await h.send(stagingGrant('req-stg-view-2'));
     await h.drain();
     expect(h.auditsFor('req-stg-view-2')).toMatchObject([{ outcome: 'granted' }]);
@@ -184,7 +190,7 @@ describe('cross-account clusters through the target role', () => {
     await h.send(stagingGrant());
     await h.drain();
     h.sts.deleteRole(TARGET_ROLE_ARN);
-    h.sts.createRole(TARGET_ROLE_ARN);
+    createTargetRole(h.sts);
     await h.send(stagingRevoke('req-stg-revoke-1', 'req-stg-view-1'));
     await h.drain();
     expect(h.auditsFor('req-stg-revoke-1')).toMatchObject([{ outcome: 'revoked' }]);
@@ -199,7 +205,7 @@ describe('cross-account clusters through the target role', () => {
     await h.send(stagingGrant());
     await h.drain();
     h.sts.deleteRole(TARGET_ROLE_ARN);
-    h.sts.createRole(TARGET_ROLE_ARN);
+    createTargetRole(h.sts);
     // Ten principals in one batch, each in its own FIFO group: their first calls all carry the dead session.
     const principals = Array.from({ length: 10 }, (_, i) => `arn:aws:iam::111122223333:role/team-a-ci-${i}`);
     for (const [i, principalArn] of principals.entries()) {

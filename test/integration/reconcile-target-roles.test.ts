@@ -12,7 +12,13 @@ import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
 import { eksWrites, ledgerOf, reconcilerFor } from '../helpers/expiry.js';
 import { ns, VIEW } from '../helpers/fixtures.js';
-import { type Harness, REGION, startHarness, TARGET_ROLE_ARN, TARGET_ROLE_NAME } from '../helpers/harness.js';
+import {
+  createTargetRole,
+  type Harness,
+  REGION,
+  startHarness,
+  TARGET_ROLE_NAME,
+} from '../helpers/harness.js';
 
 const HOME_ACCOUNT = '123456789012'; // local-aws-sqs puts it in every queue URL
 
@@ -74,7 +80,7 @@ describe('reconcile tasks through a target role', () => {
     sts.middlewareStack.add(
       (next) => async (args) => {
         const out = await next(args);
-        h.sts.createRole(TARGET_ROLE_ARN);
+        createTargetRole(h.sts);
         return out;
       },
       { step: 'initialize', name: 'recreateTargetRoleAfterEachAssume' },
