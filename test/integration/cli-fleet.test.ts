@@ -78,6 +78,19 @@ describe('operator CLI on a fleet', () => {
     expect(audit.stdout).toMatch(
       /failed\s+ticket\s+staging\s.*TARGET_ROLE_UNAVAILABLE.*444455556666\/eu-west-1/,
     );
+    // The dead letter of the failed attempt says where its cluster is, too.
+    const dlq = JSON.parse((await runCli(['dlq', 'list', ...local(stack), '--json'])).stdout);
+    expect(dlq).toEqual([
+      expect.objectContaining({
+        requestId: 'req-stg-1',
+        clusterName: 'staging',
+        account: '444455556666',
+        region: 'eu-west-1',
+        reason: expect.objectContaining({ code: 'TARGET_ROLE_UNAVAILABLE' }),
+      }),
+    ]);
+    const dlqText = await runCli(['dlq', 'list', ...local(stack)]);
+    expect(dlqText.stdout).toMatch(/req-stg-1\s+ticket\s+staging\s+444455556666\/eu-west-1\s/);
   });
 
   test('access reads a cluster of another account through the read-only operator target role, set against its own ledger', async () => {

@@ -316,6 +316,9 @@ describe('cli: reading commands', () => {
         queue: 'requests-dlq.fifo',
         requestId: 'req-ghost-0001',
         clusterName: 'ghost',
+        // The CLI's policy (the serve file's) does not name ghost: where it is, is unknown.
+        account: null,
+        region: null,
         principalArn: TEAM_A,
         source: 'ticket',
         reason: { code: 'CLUSTER_NOT_FOUND', message: expect.stringMatching(/No cluster found/i) },
@@ -323,7 +326,7 @@ describe('cli: reading commands', () => {
     ]);
     const again = await runCli(['dlq', 'list', ...local(stack)]);
     expect(again.stdout).toMatch(
-      /requests-dlq\.fifo\s+\S+\s+req-ghost-0001\s+ticket\s+ghost\s+\S+\s+\S+\s+CLUSTER_NOT_FOUND/,
+      /requests-dlq\.fifo\s+\S+\s+req-ghost-0001\s+ticket\s+ghost\s+-\s+\S+\s+\S+\s+CLUSTER_NOT_FOUND/,
     );
   });
 });

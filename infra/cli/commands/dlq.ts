@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Reason } from '../../../functions/core/types.js';
 import { readAudit } from '../audit-source.js';
+import { clustersOf } from '../clusters.js';
 import { type Command, type Context, optStr } from '../context.js';
 import { CliError } from '../errors.js';
 import { dash, table } from '../output.js';
@@ -35,6 +36,9 @@ export interface DeadLetter {
   messageId: string;
   requestId: string | null;
   clusterName: string | null;
+  /** Where the cluster is (fleet), from the guardrail policy; null when the policy does not name it. */
+  account: string | null;
+  region: string | null;
   principalArn: string | null;
   source: string | null;
   action: string | null;
@@ -72,17 +76,34 @@ export const dlqList: Command = {
       letters.push(...peeked.messages.map((m) => describe(queue, m)));
     }
     await addReasons(ctx, letters);
+    const clusters = await clustersOf(ctx);
+    for (const l of letters) {
+      const where = l.clusterName === null ? undefined : clusters?.resolve(l.clusterName);
+      l.account = where?.account ?? null;
+      l.region = where?.region ?? null;
+    }
     const text =
       letters.length === 0
         ? '(no dead letters)'
         : table(
-            ['queue', 'message', 'request', 'source', 'cluster', 'principal', 'dead-lettered', 'reason'],
+            [
+              'queue',
+              'message',
+              'request',
+              'source',
+              'cluster',
+              'account/region',
+              'principal',
+              'dead-lettered',
+              'reason',
+            ],
             letters.map((l) => [
               l.queue,
               l.messageId,
               dash(l.requestId),
               dash(l.source),
               dash(l.clusterName),
+              l.account === null ? '-' : `${l.account}/${l.region}`,
               dash(l.principalArn),
               dash(l.sentAt),
               l.reason ? `${l.reason.code}: ${l.reason.message.slice(0, 100)}` : '-',
@@ -293,6 +314,8 @@ function describe(queue: QueueRef, m: Message): DeadLetter {
     messageId: m.MessageId ?? '',
     requestId: s('requestId'),
     clusterName: s('clusterName'),
+    account: null,
+    region: null,
     principalArn: s('principalArn'),
     source: s('source'),
     action: s('action'),
