@@ -22,18 +22,9 @@ import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
 import { CREDENTIALS, captureLogger, type Harness, REGION } from './harness.js';
 
-export const EKS_WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
-
-/** Successful EKS write calls the emulator received since its last resetCalls(). */
-export function eksWrites(h: Harness) {
-  return h.eks.calls().filter((c) => EKS_WRITES.has(c.operation) && c.status < 300);
-}
+// The one list of EKS write operations and its filter live with the harness; re-exported for the
+// reconciler tests and the bench that import them from here.
+export { EKS_WRITES, eksWrites } from './harness.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -154,7 +154,8 @@ export function legitimateSender(body: string, worker: WorkerName | 'both' = 'bo
 
 export type Harness = Awaited<ReturnType<typeof startHarness>>;
 
-const WRITES = new Set([
+/** The EKS operations that change access (the rest are reads). */
+export const EKS_WRITES: ReadonlySet<string> = new Set([
   'CreateAccessEntry',
   'UpdateAccessEntry',
   'DeleteAccessEntry',
@@ -164,7 +165,7 @@ const WRITES = new Set([
 
 /** The successful EKS writes so far, as the emulator counted them. */
 export function eksWrites(h: Harness): EksCall[] {
-  return h.eks.calls().filter((c) => WRITES.has(c.operation) && c.status < 300);
+  return h.eks.calls().filter((c) => EKS_WRITES.has(c.operation) && c.status < 300);
 }
 
 export async function startHarness(opts: HarnessOptions = {}) {

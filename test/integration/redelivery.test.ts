@@ -8,15 +8,7 @@ import type { SQSEvent } from 'aws-lambda';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { fixture } from '../helpers/fixtures.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
-
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
+import { EKS_WRITES, type Harness, startHarness } from '../helpers/harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -72,7 +64,7 @@ describe('a redelivery of messages already applied and reported', () => {
     expect(summary.received).toBe(2);
     expect(stack.auditsFor(grant.requestId).map((a) => a.outcome)).toEqual(['granted']);
     expect(stack.auditsFor(revoke.requestId).map((a) => a.outcome)).toEqual(['revoked']);
-    expect(stack.eks.calls().filter((c) => WRITES.has(c.operation))).toEqual([]);
+    expect(stack.eks.calls().filter((c) => EKS_WRITES.has(c.operation))).toEqual([]);
     expect(stack.eks.snapshot('dev')).toEqual([]);
     expect(await stack.queueDepth()).toBe(0);
     expect(await stack.dlqBodies()).toEqual([]);

@@ -5,16 +5,8 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { fixture } from '../helpers/fixtures.js';
-import { type Harness, startHarness } from '../helpers/harness.js';
+import { eksWrites, type Harness, startHarness } from '../helpers/harness.js';
 import { redriveAll } from '../helpers/redrive.js';
-
-const WRITES = new Set([
-  'CreateAccessEntry',
-  'UpdateAccessEntry',
-  'DeleteAccessEntry',
-  'AssociateAccessPolicy',
-  'DisassociateAccessPolicy',
-]);
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -43,11 +35,7 @@ describe('a failed revoke, dead-lettered and redriven', () => {
     return h;
   }
 
-  const writes = (stack: Harness) =>
-    stack.eks
-      .calls()
-      .filter((c) => WRITES.has(c.operation) && c.status < 300)
-      .map((c) => c.operation);
+  const writes = (stack: Harness) => eksWrites(stack).map((c) => c.operation);
 
   test('is audited `revoked` with the EKS calls the redriven attempt applied', async () => {
     const stack = await failedRevoke();
