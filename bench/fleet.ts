@@ -15,7 +15,6 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EKSClient } from '@aws-sdk/client-eks';
-import { loadReconcilerConfig } from '../functions/config.js';
 import { ClusterDirectory } from '../functions/core/cluster-target.js';
 import type { Grant } from '../functions/core/ledger.js';
 import type { GuardrailPolicy } from '../functions/core/policy.js';
@@ -29,6 +28,7 @@ import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, REGION, startHarness } from '../test/helpers/harness.js';
 import { type FleetScale, type SimOptions, type SimResult, simulateFleet } from './fleet-sim.js';
 import { round, type SummaryRow } from './lib/report.js';
+import { shippedReconcilerConfig } from './lib/shipped.js';
 
 export interface FleetRow {
   name: string;
@@ -227,15 +227,7 @@ async function measure(scale: FleetScale, R: number, log: (s: string) => void) {
 
 /** The deployed settings: config defaults (loadReconcilerConfig) and serverless.yml's timeout and concurrency. */
 async function shippedSettings() {
-  const config = loadReconcilerConfig({
-    AWS_REGION: REGION,
-    REQUEST_QUEUE_URL: 'https://sqs.invalid/requests',
-    RECONCILE_QUEUE_URL: 'https://sqs.invalid/reconcile',
-    RECONCILE_TASK_SENDERS: '["AROABENCHRECONCILER"]',
-    LEDGER_TABLE: 'grants',
-    AUDIT_BUS_NAME: 'audit',
-    POLICY_PATH: 'policy.json',
-  });
+  const config = shippedReconcilerConfig();
   const yml = await readFile(join(ROOT, 'serverless.yml'), 'utf8');
   const number = (re: RegExp, what: string) => {
     const m = re.exec(yml);

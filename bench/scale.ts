@@ -19,7 +19,6 @@ import {
   ListAssociatedAccessPoliciesCommand,
 } from '@aws-sdk/client-eks';
 import { LedgerAdapter } from '../functions/adapters/ledger.js';
-import { loadReconcilerConfig } from '../functions/config.js';
 import type { Grant } from '../functions/core/ledger.js';
 import { MANAGED_TAG_KEY } from '../functions/core/types.js';
 import { mapBounded } from '../functions/service/reconciler.js';
@@ -29,6 +28,7 @@ import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../test/helpers/harness.js';
 import { countInFlight } from '../test/helpers/in-flight.js';
 import { round, type SummaryRow } from './lib/report.js';
+import { shippedReconcilerConfig } from './lib/shipped.js';
 
 const CLUSTER = 'dev';
 const PRINCIPALS = 3000;
@@ -356,15 +356,7 @@ function sampleMemory(): { stop(): { rss: MemoryFigures; heapUsed: MemoryFigures
 
 /** The shipped default, read through the reconciler's own config loader (placeholders for the rest). */
 function shippedConcurrency(): number {
-  return loadReconcilerConfig({
-    AWS_REGION: REGION,
-    REQUEST_QUEUE_URL: 'https://sqs.invalid/requests',
-    RECONCILE_QUEUE_URL: 'https://sqs.invalid/reconcile',
-    RECONCILE_TASK_SENDERS: '["AROABENCHRECONCILER"]',
-    LEDGER_TABLE: 'grants',
-    AUDIT_BUS_NAME: 'audit',
-    POLICY_PATH: 'policy.json',
-  }).concurrency;
+  return shippedReconcilerConfig().concurrency;
 }
 
 /**
