@@ -16,14 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EKSClient } from '@aws-sdk/client-eks';
 import { ClusterDirectory } from '../functions/core/cluster-target.js';
-import type { Grant } from '../functions/core/ledger.js';
 import type { GuardrailPolicy } from '../functions/core/policy.js';
 import { MANAGED_TAG_KEY } from '../functions/core/types.js';
 import { mapBounded } from '../functions/service/reconciler.js';
 import { type EksEmulator, startEksEmulator } from '../infra/local/eks-emulator.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../infra/policy-file.js';
 import { ROOT } from '../infra/scripts/build.js';
-import { ledgerOf, reconcilerFor } from '../test/helpers/expiry.js';
+import { ledgerOf, reconcilerFor, seedActiveGrant } from '../test/helpers/expiry.js';
 import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, REGION, startHarness } from '../test/helpers/harness.js';
 import { type FleetScale, type SimOptions, type SimResult, simulateFleet } from './fleet-sim.js';
@@ -154,23 +153,10 @@ async function measure(scale: FleetScale, R: number, log: (s: string) => void) {
         (_, i) => `arn:aws:iam::111122223333:role/fleet/p-${String(i).padStart(4, '0')}`,
       );
       await mapBounded(principals, 32, async (principalArn) => {
-        const grant: Grant = {
+        await seedActiveGrant(ledger, directory.keyOf(alias), principalArn, {
           grantId: `g-${alias}`,
-          requestId: `g-${alias}`,
-          source: 'ticket',
-          policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
-          kubernetesGroups: [],
-          status: 'active',
           createdAt,
-          version: 1,
-        };
-        const key = directory.keyOf(alias);
-        await ledger.captureBaseline(key, principalArn, {
-          exists: false,
-          kubernetesGroups: [],
-          policies: [],
         });
-        await ledger.insertGrant(key, principalArn, grant);
         emulator.seedEntry(alias, {
           principalArn,
           tags: { [MANAGED_TAG_KEY]: 'true' },

@@ -19,11 +19,10 @@ import {
   ListAssociatedAccessPoliciesCommand,
 } from '@aws-sdk/client-eks';
 import { LedgerAdapter } from '../functions/adapters/ledger.js';
-import type { Grant } from '../functions/core/ledger.js';
 import { MANAGED_TAG_KEY } from '../functions/core/types.js';
 import { mapBounded } from '../functions/service/reconciler.js';
 import { ROOT } from '../infra/scripts/build.js';
-import { eksWrites, type ReconcileReport, reconcilerFor } from '../test/helpers/expiry.js';
+import { eksWrites, type ReconcileReport, reconcilerFor, seedActiveGrant } from '../test/helpers/expiry.js';
 import { ns, VIEW } from '../test/helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../test/helpers/harness.js';
 import { countInFlight } from '../test/helpers/in-flight.js';
@@ -259,25 +258,13 @@ async function seedLedger(
     principals.map((p, i) => [p, i] as const),
     SEED_CONCURRENCY,
     async ([principalArn, i]) => {
-      const grantId = `req-scale-${clusterName}-${i}`;
       const until = expiresAt(i);
-      const grant: Grant = {
-        grantId,
-        requestId: grantId,
-        source: 'ticket',
-        policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
-        kubernetesGroups: ['team-a-readers'],
-        status: 'active',
+      await seedActiveGrant(ledger, clusterName, principalArn, {
+        grantId: `req-scale-${clusterName}-${i}`,
         createdAt,
-        version: 1,
+        kubernetesGroups: ['team-a-readers'],
         ...(until && { expiresAt: until }),
-      };
-      await ledger.captureBaseline(clusterName, principalArn, {
-        exists: false,
-        kubernetesGroups: [],
-        policies: [],
       });
-      await ledger.insertGrant(clusterName, principalArn, grant);
     },
   );
 }

@@ -20,6 +20,7 @@ import { LOCAL_IDENTITIES } from '../../infra/local/identities.js';
 import { createSqsRunner } from '../../infra/local/lambda-runner.js';
 import { createQueues, type QueuePair } from '../../infra/local/sqs.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
+import { ns, VIEW } from './fixtures.js';
 import { CREDENTIALS, captureLogger, type Harness, REGION } from './harness.js';
 
 // The one list of EKS write operations and its filter live with the harness; re-exported for the
@@ -50,6 +51,31 @@ export async function auditsOnceThere(h: Harness, requestId: string, count = 1) 
 
 export function ledgerOf(h: Harness): LedgerAdapter {
   return new LedgerAdapter(h.aws.dynamodb, h.config.ledgerTable);
+}
+
+/**
+ * A principal this system manages: an empty baseline (nothing before us) and one active ticket grant of
+ * View on team-a, written straight to the ledger (the reconciler tests and the scale and fleet benches).
+ */
+export async function seedActiveGrant(
+  ledger: LedgerAdapter,
+  key: string,
+  principalArn: string,
+  grant: { grantId: string; createdAt: string; kubernetesGroups?: string[]; expiresAt?: string },
+): Promise<void> {
+  const { grantId, createdAt, kubernetesGroups = [], expiresAt } = grant;
+  await ledger.captureBaseline(key, principalArn, { exists: false, kubernetesGroups: [], policies: [] });
+  await ledger.insertGrant(key, principalArn, {
+    grantId,
+    requestId: grantId,
+    source: 'ticket',
+    policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
+    kubernetesGroups,
+    status: 'active',
+    createdAt,
+    version: 1,
+    ...(expiresAt && { expiresAt }),
+  });
 }
 
 let policyJson: Promise<string> | undefined;

@@ -17,7 +17,6 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ReconcileStateAdapter } from '../../functions/adapters/reconcile-state.js';
 import { ClusterDirectory } from '../../functions/core/cluster-target.js';
-import type { Grant } from '../../functions/core/ledger.js';
 import type { GuardrailPolicy } from '../../functions/core/policy.js';
 import { cursorKey } from '../../functions/core/reconcile-task.js';
 import { MANAGED_TAG_KEY } from '../../functions/core/types.js';
@@ -26,7 +25,13 @@ import { mapBounded } from '../../functions/service/reconciler.js';
 import { type EksEmulator, startEksEmulator } from '../../infra/local/eks-emulator.js';
 import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH, policyFileToJson } from '../../infra/policy-file.js';
-import { eksWrites, ledgerOf, type ReconcilerOptions, reconcilerFor } from '../helpers/expiry.js';
+import {
+  eksWrites,
+  ledgerOf,
+  type ReconcilerOptions,
+  reconcilerFor,
+  seedActiveGrant,
+} from '../helpers/expiry.js';
 import { ns, VIEW } from '../helpers/fixtures.js';
 import { CREDENTIALS, type Harness, REGION, startHarness } from '../helpers/harness.js';
 
@@ -87,23 +92,10 @@ describe('reconcile fan-out on the local stack', () => {
     for (const [alias, count] of Object.entries(counts)) {
       const key = directory.keyOf(alias);
       await mapBounded(principalsOf(alias, count), 16, async (principalArn) => {
-        const grantId = `req-${alias}-${principalArn.slice(-3)}`;
-        const grant: Grant = {
-          grantId,
-          requestId: grantId,
-          source: 'ticket',
-          policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
-          kubernetesGroups: [],
-          status: 'active',
+        await seedActiveGrant(ledger, key, principalArn, {
+          grantId: `req-${alias}-${principalArn.slice(-3)}`,
           createdAt,
-          version: 1,
-        };
-        await ledger.captureBaseline(key, principalArn, {
-          exists: false,
-          kubernetesGroups: [],
-          policies: [],
         });
-        await ledger.insertGrant(key, principalArn, grant);
         emulatorOf(alias).seedEntry(directory.resolve(alias)?.name ?? alias, {
           principalArn,
           tags: { [MANAGED_TAG_KEY]: 'true' },

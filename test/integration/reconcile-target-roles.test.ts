@@ -7,11 +7,9 @@
 import { STSClient } from '@aws-sdk/client-sts';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ClusterDirectory } from '../../functions/core/cluster-target.js';
-import type { Grant } from '../../functions/core/ledger.js';
 import { credentialsOf } from '../../infra/local/identities.js';
 import { EXAMPLE_POLICY_PATH, loadPolicyFile } from '../../infra/policy-file.js';
-import { eksWrites, ledgerOf, reconcilerFor } from '../helpers/expiry.js';
-import { ns, VIEW } from '../helpers/fixtures.js';
+import { eksWrites, ledgerOf, reconcilerFor, seedActiveGrant } from '../helpers/expiry.js';
 import {
   createTargetRole,
   type Harness,
@@ -58,18 +56,10 @@ describe('reconcile tasks through a target role', () => {
     const ledger = ledgerOf(h);
     for (let i = 0; i < principals; i++) {
       const principalArn = `arn:aws:iam::111122223333:role/fleet/staging-${String(i).padStart(3, '0')}`;
-      const grant: Grant = {
+      await seedActiveGrant(ledger, key, principalArn, {
         grantId: `req-staging-${i}`,
-        requestId: `req-staging-${i}`,
-        source: 'ticket',
-        policies: [{ policyArn: VIEW, accessScope: ns('team-a') }],
-        kubernetesGroups: [],
-        status: 'active',
         createdAt: new Date().toISOString(),
-        version: 1,
-      };
-      await ledger.captureBaseline(key, principalArn, { exists: false, kubernetesGroups: [], policies: [] });
-      await ledger.insertGrant(key, principalArn, grant);
+      });
     }
     const sts = new STSClient({
       region: REGION,
