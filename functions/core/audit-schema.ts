@@ -7,14 +7,11 @@
 import { AUDIT_OUTCOMES } from './audit.js';
 import {
   type AnySpec,
-  type ArraySpec,
   type Checked,
-  type FieldDef,
   type IntegerSpec,
   type ObjectSpec,
-  type Spec,
-  type StringSpec,
   schemaDocument,
+  specBuilders,
   validate,
 } from './schema.js';
 import { ACTIONS, SOURCES } from './types.js';
@@ -30,32 +27,7 @@ export const AUDIT_OPERATIONS = [
 /** Code of a record that does not match its contract: a bug in this system, not a bad input. */
 const CODE = 'INVALID_AUDIT_RECORD';
 
-const text = (description?: string, extra: Partial<StringSpec> = {}): StringSpec => ({
-  kind: 'string',
-  code: CODE,
-  expected: 'a string',
-  ...(description !== undefined && { description }),
-  ...extra,
-});
-const oneOf = (values: readonly string[], description?: string): StringSpec =>
-  text(description, { expected: values.join(', '), enum: values });
-const optional = (name: string, spec: Spec): FieldDef => ({ name, required: false, spec });
-const required = (name: string, spec: Spec): FieldDef => ({ name, required: true, spec });
-const object = (fields: FieldDef[], description?: string): ObjectSpec => ({
-  kind: 'object',
-  code: CODE,
-  expected: 'an object',
-  fields,
-  ...(description !== undefined && { description }),
-});
-
-/** RFC 3339 in UTC or with an offset, as Date#toISOString writes it (plus offsets, for other writers). */
-const instant = (description?: string) =>
-  text(description, {
-    expected: 'an RFC 3339 date-time',
-    pattern: String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$`,
-    format: 'date-time',
-  });
+const { text, oneOf, optional, required, object, instant, strings } = specBuilders(CODE);
 
 const state = (description: string): AnySpec => ({
   kind: 'any',
@@ -76,12 +48,7 @@ const change = object([
   required('status', oneOf(['applied', 'failed', 'planned'])),
 ]);
 
-const scope = object([
-  required('type', oneOf(['cluster', 'namespace'])),
-  optional('namespaces', { kind: 'array', code: CODE, expected: 'a list of strings', items: text() }),
-]);
-
-const strings: ArraySpec = { kind: 'array', code: CODE, expected: 'a list of strings', items: text() };
+const scope = object([required('type', oneOf(['cluster', 'namespace'])), optional('namespaces', strings)]);
 
 const endedBy = object(
   [required('source', oneOf(SOURCES)), required('requestId', text()), optional('requestedBy', text())],

@@ -12,16 +12,7 @@
  * the validator tests run on every event.
  */
 import type { Grant } from './ledger.js';
-import {
-  type ArraySpec,
-  type Checked,
-  type FieldDef,
-  type ObjectSpec,
-  type Spec,
-  type StringSpec,
-  schemaDocument,
-  validate,
-} from './schema.js';
+import { type Checked, type ObjectSpec, schemaDocument, specBuilders, validate } from './schema.js';
 import { type PolicyAssociation, SOURCES, type Source } from './types.js';
 
 export const EXPIRING_SOON_DETAIL_TYPE = 'Access Grant Expiring Soon';
@@ -73,29 +64,7 @@ export function expiringSoonEvent(
 // ---------------------------------------------------------------------------------------------------------
 
 const CODE = 'INVALID_EXPIRING_SOON_EVENT';
-const text = (description?: string, extra: Partial<StringSpec> = {}): StringSpec => ({
-  kind: 'string',
-  code: CODE,
-  expected: 'a string',
-  ...(description !== undefined && { description }),
-  ...extra,
-});
-const required = (name: string, spec: Spec): FieldDef => ({ name, required: true, spec });
-const optional = (name: string, spec: Spec): FieldDef => ({ name, required: false, spec });
-const object = (fields: FieldDef[], description?: string): ObjectSpec => ({
-  kind: 'object',
-  code: CODE,
-  expected: 'an object',
-  fields,
-  ...(description !== undefined && { description }),
-});
-const strings: ArraySpec = { kind: 'array', code: CODE, expected: 'a list of strings', items: text() };
-const instant = (description: string) =>
-  text(description, {
-    expected: 'an RFC 3339 date-time',
-    pattern: String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$`,
-    format: 'date-time',
-  });
+const { text, required, optional, object, strings, instant } = specBuilders(CODE);
 const scope = object([
   required('type', text(undefined, { expected: 'cluster, namespace', enum: ['cluster', 'namespace'] })),
   optional('namespaces', strings),

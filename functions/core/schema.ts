@@ -516,6 +516,42 @@ export function schemaDocument(spec: Spec, info: SchemaDocumentInfo): Record<str
 }
 
 /**
+ * Field-spec shorthands bound to one rejection code, for the contracts declared spec by spec (the audit
+ * record, the expiring-soon reminder): strings, enums, objects, string lists, RFC 3339 instants.
+ */
+export function specBuilders(code: string) {
+  const text = (description?: string, extra: Partial<StringSpec> = {}): StringSpec => ({
+    kind: 'string',
+    code,
+    expected: 'a string',
+    ...(description !== undefined && { description }),
+    ...extra,
+  });
+  return {
+    text,
+    oneOf: (values: readonly string[], description?: string): StringSpec =>
+      text(description, { expected: values.join(', '), enum: values }),
+    required: (name: string, spec: Spec): FieldDef => ({ name, required: true, spec }),
+    optional: (name: string, spec: Spec): FieldDef => ({ name, required: false, spec }),
+    object: (fields: FieldDef[], description?: string): ObjectSpec => ({
+      kind: 'object',
+      code,
+      expected: 'an object',
+      fields,
+      ...(description !== undefined && { description }),
+    }),
+    strings: { kind: 'array', code, expected: 'a list of strings', items: text() } as ArraySpec,
+    /** RFC 3339 in UTC or with an offset, as Date#toISOString writes it (plus offsets, for other writers). */
+    instant: (description?: string): StringSpec =>
+      text(description, {
+        expected: 'an RFC 3339 date-time',
+        pattern: String.raw`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$`,
+        format: 'date-time',
+      }),
+  };
+}
+
+/**
  * `^(?:[Ss][Yy][Ss]...:|...)`: a case-insensitive prefix test without the `i` flag,
  * which JSON Schema patterns cannot carry.
  */
