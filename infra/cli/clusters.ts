@@ -72,9 +72,9 @@ export interface Place {
 }
 
 /**
- * Resolves an alias as the workers do. An alias the policy does not name (or a target whose policy
- * cannot be read) is taken as an EKS cluster of the deployment's own account and region, keyed by that
- * name, which is what the single-account CLI did.
+ * Resolves an alias as the workers do. An alias the policy does not name (or any alias when no queue
+ * URL names the deployment's account, see clustersOf) is taken as an EKS cluster of the deployment's own
+ * account and region, keyed by that name, which is what the single-account CLI did.
  */
 export async function placeOf(ctx: Context, alias: string): Promise<Place> {
   const directory = await clustersOf(ctx);

@@ -478,9 +478,9 @@ async function main(): Promise<void> {
     id: randomUUID(),
     'detail-type': 'Scheduled Event',
     source: 'aws.events',
-    account: accountOfQueue(aws.queueArn) ?? '123456789012',
+    account: directory.home.account,
     time: new Date().toISOString(),
-    region: aws.env.AWS_REGION ?? 'us-east-1',
+    region: directory.home.region,
     resources: [],
     detail: {},
   };
